@@ -1,0 +1,92 @@
+# kdkge — common tasks. `make` (or `make help`) lists them.
+#
+# Variables (override on the command line, e.g. `make run ARGS="model=kd_distmult"`):
+#   PYTHON       interpreter used to create .venv            (default: python3)
+#   ARGS         extra arguments / Hydra overrides for train.py
+#   PYTEST_ARGS  extra arguments for pytest (e.g. "-k tracking -x")
+#   SWEEP        sweep config name under sweeps/ for `make sweep`
+#   PORT         port for `make ui`                          (default: 5000)
+
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON      ?= python3
+VENV        := .venv
+PY          := $(VENV)/bin/python
+STAMP       := $(VENV)/.installed
+CHROMIUM    := /usr/bin/chromium
+ARGS        ?=
+PYTEST_ARGS ?=
+SWEEP       ?=
+PORT        ?= 5000
+
+.PHONY: help install browser run test sweep tables ui bench clean clean-all
+
+help: ## Show this help
+	@echo "Usage: make <target> [VAR=value ...]"
+	@echo
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) \
+		| awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
+	@echo
+	@echo "Variables: PYTHON ARGS PYTEST_ARGS SWEEP PORT (see the top of the Makefile)"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Re-installs only when pyproject.toml changes (or the stamp is missing).
+# torch is installed first and pinned: an unpinned torch pulls a multi-GB CUDA build.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+install: $(STAMP) ## Create .venv (if missing) and install kdkge with dev extras
+
+# Debian's chromium for the browser test. Never fails: without it the browser
+# test skips with a reason. Never runs `playwright install`.
+browser:
+	@if [ -x $(CHROMIUM) ]; then \
+		true; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Debian chromium for the browser test (apt-get)..."; \
+		log=$$(mktemp); \
+		if ( DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+		     || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+		   ) >"$$log" 2>&1; then \
+			echo "chromium installed."; \
+		else \
+			echo "warning: could not install chromium (see below); the browser test will be skipped."; \
+			tail -n 5 "$$log"; \
+		fi; \
+		rm -f "$$log"; \
+	else \
+		echo "note: $(CHROMIUM) is missing and cannot be installed here (needs root and apt-get); the browser test will be skipped."; \
+	fi
+
+run: install ## Train once: train.py with Hydra overrides from ARGS
+	$(PY) train.py $(ARGS)
+
+test: install browser ## Run all tests (incl. the browser test); extra pytest args in PYTEST_ARGS
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# TODO(sweeps): sweep configs live in sweeps/ and are filled in separately;
+# this target only launches `train.py -m +sweep=$(SWEEP)`.
+sweep: install ## Run a Hydra multirun sweep: make sweep SWEEP=<name>
+	@if [ -z "$(SWEEP)" ]; then echo "error: set SWEEP=<name> (a config under sweeps/)"; exit 2; fi
+	$(PY) train.py -m +sweep=$(SWEEP) $(ARGS)
+
+tables: install ## Build the paper's tables from the MLflow store
+	$(PY) -m kdkge.tables $(ARGS)
+
+ui: install ## Browse runs: mlflow ui on sqlite:///mlflow.db at http://127.0.0.1:PORT
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --port $(PORT)
+
+bench: install ## Run the benchmarks
+	$(PY) -m kdkge.bench $(ARGS)
+
+clean: ## Remove Hydra outputs and caches (keeps mlflow.db and .venv)
+	rm -rf outputs multirun .pytest_cache build dist *.egg-info
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +
+
+clean-all: clean ## `clean` plus the MLflow store (mlflow.db, mlruns/, mlartifacts/)
+	rm -rf mlflow.db mlruns mlartifacts

@@ -1,0 +1,1 @@
+"""kdkge: Kronecker-decomposed knowledge graph embeddings (reproduction of Demir et al., 2022)."""
