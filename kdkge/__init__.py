@@ -1,1 +1,3 @@
-"""kdkge: Kronecker-decomposed knowledge graph embeddings (reproduction of Demir et al., 2022)."""
+"""kdkge: Kronecker Decomposition for Knowledge Graph Embeddings (Demir, Lienen, Ngonga Ngomo 2022)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,259 @@
+"""One call from a run description to trained models and their metrics.
+
+:func:`run` is the whole method of the paper as a Python API — data (Sec. 5.2, 6.3), model
+(Eq. 6/8/9), loss (Eq. 2, Sec. 3.3), training (Sec. 5.1), filtered evaluation (Sec. 5.3) — for
+one :class:`RunSpec` or several that can be stacked into one batched model.  The Hydra
+entry point and MLflow tracking are thin layers over it (``kdkge.app``).
+
+Example (Table 2, DistMult on UMLS)::
+
+    from kdkge.experiment import RunSpec, run
+    [result] = run([RunSpec(dataset="umls", model="distmult", dim=289)])
+    print(result.metrics["test"]["mrr"], result.num_parameters)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .data import KnowledgeGraph, add_noise, load_dataset, training_labels, with_reciprocals
+from .evaluation import RankingTask, evaluate_stacked, ranking_task
+from .kronecker import exact_sqrt
+from .losses import build_loss
+from .models import available_models, build_model
+from .training import resolve_device, train_epochs
+
+KRONECKER_MODELS = {"kd_rel_distmult", "kd_distmult"}
+SPLIT_NAMES = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that defines one run's result (defaults: the paper's Sec. 5.1 protocol)."""
+
+    dataset: str = "umls"  # built-in name or folder path
+    model: str = "distmult"  # a registered model name
+    dim: int = 289  # embedding size d (KD models store √d-wide vectors)
+    strategy: str = "1vsall"  # training labels: 1vsall | kvsall
+    calibration: str = "none"  # none | ls (label smoothing) | lr (label relaxation)
+    alpha: float | None = None  # α of ls / lr, in (0, 1)
+    noise_ratio: float = 0.0  # Sec. 6.3: add noise_ratio·|train| random false triples
+    epochs: int = 1000
+    batch_size: int = 1024
+    lr: float = 0.01
+    seed: int = 1
+    unseen: str = "skip"  # valid/test triples with entities/relations unseen in train: skip | error
+    model_options: dict = field(default_factory=dict)  # extra model arguments, e.g. explicit=True
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` with a one-line message for a setting that cannot run."""
+        if self.model not in available_models():
+            raise ValueError(f"unknown model {self.model!r}: available models are {', '.join(available_models())}")
+        if not isinstance(self.dim, int) or isinstance(self.dim, bool) or self.dim <= 0:
+            raise ValueError(f"dim={self.dim!r} must be a positive integer embedding size")
+        if self.model in KRONECKER_MODELS:
+            exact_sqrt(self.dim, f"{self.model} embedding size")
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0 and not (name == "epochs" and value == 0):
+                raise ValueError(f"{name}={value!r} must be a positive integer")
+        if not self.lr > 0:
+            raise ValueError(f"lr={self.lr!r} must be positive")
+        if not 0.0 <= self.noise_ratio < 1.0:
+            raise ValueError(f"noise_ratio={self.noise_ratio!r} must lie in [0, 1)")
+        build_loss(self.calibration, self.alpha)  # checks calibration and alpha
+        if self.strategy not in ("1vsall", "kvsall"):
+            raise ValueError(f"strategy={self.strategy!r} is unknown: use 1vsall or kvsall")
+
+    def stack_key(self) -> tuple:
+        """Runs with equal keys share data, model shape and batches, so they can be stacked.
+
+        Only calibration, α and — on clean data — the seed may differ (noise depends on the seed).
+        """
+        fields = dataclasses.asdict(self)
+        fields.pop("calibration"), fields.pop("alpha")
+        if self.noise_ratio == 0:
+            fields.pop("seed")
+        fields["model_options"] = tuple(sorted(self.model_options.items()))
+        return tuple(sorted(fields.items()))
+
+
+@dataclass
+class RunResult:
+    spec: RunSpec
+    metrics: dict[str, dict[str, float]]  # split -> metric -> value
+    num_parameters: int
+    losses: list[float]  # mean training loss per epoch
+    model: torch.nn.Module  # the trained (unstacked) model, in eval mode
+    kg: KnowledgeGraph
+    seconds: float  # wall time of the stacked group this run belonged to
+
+
+def prepare_data(spec: RunSpec) -> KnowledgeGraph:
+    kg = load_dataset(spec.dataset, unseen=spec.unseen)
+    return add_noise(kg, spec.noise_ratio, seed=spec.seed) if spec.noise_ratio else kg
+
+
+def evaluation_tasks(kg: KnowledgeGraph, splits=SPLIT_NAMES) -> dict[str, RankingTask]:
+    """Ranking tasks per split; ``train`` ranks the clean training triples (Table 2's "on training set")."""
+    triples = {"train": kg.clean_train, "valid": kg.valid, "test": kg.test}
+    return {split: ranking_task(kg, triples[split]) for split in splits}
+
+
+def unstack(model: torch.nn.Module, k: int) -> torch.nn.Module:
+    """Configuration ``k`` of a stacked model as an ordinary model (same weights and statistics)."""
+    if model.stack == 1:
+        return model
+    single = build_model(model.name, model.num_entities, model.num_relations, model.dim, stack=1, **getattr(model, "options", {}))
+    state = {}
+    for key, tensor in model.state_dict().items():
+        if tensor.dim() == 3:  # embedding [N, K, w]
+            state[key] = tensor[:, k : k + 1].clone()
+        elif tensor.dim() == 1:  # batch-norm vector [K·w]
+            state[key] = tensor.view(model.stack, -1)[k].clone()
+        else:
+            state[key] = tensor.clone()
+    single.load_state_dict(state)
+    return single.to(next(model.parameters()).device)
+
+
+def run(
+    specs: list[RunSpec],
+    *,
+    device: str = "cpu",
+    eval_splits: tuple[str, ...] = SPLIT_NAMES,
+    eval_every: int = 0,
+    eval_batch_size: int = 4096,
+    progress: bool = True,
+    on_epoch: Callable[[int, list[float]], None] | None = None,
+    on_eval: Callable[[int, list[dict[str, dict[str, float]]]], None] | None = None,
+    extra_epoch_hook: Callable | None = None,
+) -> list[RunResult]:
+    """Train and evaluate ``specs`` (all with one :meth:`RunSpec.stack_key`) as one stacked model.
+
+    ``on_epoch(epoch, losses)`` gets each configuration's mean loss; every ``eval_every`` epochs
+    (and after the last) ``on_eval(epoch, metrics)`` gets each configuration's metrics per split.
+    Results are identical to running each spec alone with the same seed.
+    """
+    if not specs:
+        return []
+    for spec in specs:
+        spec.validate()
+    if len({s.stack_key() for s in specs}) != 1:
+        raise ValueError("stacked runs must agree on everything except calibration, alpha and (clean data) seed")
+    base = specs[0]
+    torch_device = resolve_device(device)
+    kg = prepare_data(base)
+    labels = training_labels(with_reciprocals(kg.train, len(kg.relations)), base.strategy)
+    model = build_model(base.model, kg.num_entities, kg.num_relations, base.dim, stack=len(specs), **base.model_options)
+    model.options = dict(base.model_options)
+    model.reset_parameters([s.seed for s in specs])
+    model.to(torch_device)
+    losses = [build_loss(s.calibration, s.alpha) for s in specs]
+    tasks = evaluation_tasks(kg, eval_splits)
+    history: list[list[float]] = []
+
+    def evaluate_all() -> list[dict[str, dict[str, float]]]:
+        per_split = {split: evaluate_stacked(model, task, eval_batch_size) for split, task in tasks.items()}
+        return [{split: per_split[split][k] for split in tasks} for k in range(len(specs))]
+
+    def epoch_end(epoch, mean_losses, optimizer, generators):
+        history.append(mean_losses)
+        if on_epoch is not None:
+            on_epoch(epoch, mean_losses)
+        if eval_every and epoch % eval_every == 0 and epoch != base.epochs and on_eval is not None:
+            on_eval(epoch, evaluate_all())
+        if extra_epoch_hook is not None:
+            extra_epoch_hook(epoch, model, optimizer, generators)
+
+    started = time.perf_counter()
+    train_epochs(
+        model, labels, losses,
+        epochs=base.epochs, batch_size=base.batch_size, lr=base.lr,
+        seeds=[s.seed for s in specs], device=torch_device,
+        on_epoch_end=epoch_end, progress=progress,
+    )
+    final = evaluate_all()
+    if on_eval is not None:
+        on_eval(base.epochs, final)
+    seconds = time.perf_counter() - started
+    results = []
+    for k, spec in enumerate(specs):
+        single = unstack(model, k).eval()
+        results.append(
+            RunResult(
+                spec=spec, metrics=final[k], num_parameters=single.num_parameters,
+                losses=[h[k] for h in history], model=single, kg=kg, seconds=seconds,
+            )
+        )
+    return results
+
+
+def run_one(spec: RunSpec | None = None, **kwargs) -> RunResult:
+    """Train and evaluate a single run: ``run_one(RunSpec(model="kd_distmult", dim=256))``."""
+    return run([spec or RunSpec()], **kwargs)[0]
+
+
+def save_checkpoint(result_or_model, path: str | Path, spec: RunSpec | None = None, kg: KnowledgeGraph | None = None) -> Path:
+    """Write a trained model with everything needed to reload it (atomic: temp file + rename)."""
+    if isinstance(result_or_model, RunResult):
+        model, spec, kg = result_or_model.model, result_or_model.spec, result_or_model.kg
+    else:
+        model = result_or_model
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": 1,
+        "spec": dataclasses.asdict(spec),
+        "entities": list(kg.entities),
+        "relations": list(kg.relations),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+    return path
+
+
+class TrainedModel:
+    """A reloaded model with the names of its entities and relations, for predictions."""
+
+    def __init__(self, model: torch.nn.Module, spec: RunSpec, entities: list[str], relations: list[str]):
+        self.model, self.spec = model.eval(), spec
+        self.entities, self.relations = list(entities), list(relations)
+        self._entity_id = {e: i for i, e in enumerate(self.entities)}
+
+    def relation_id(self, name: str) -> int:
+        from .data import RECIPROCAL_SUFFIX
+
+        if name.endswith(RECIPROCAL_SUFFIX) and name[: -len(RECIPROCAL_SUFFIX)] in self.relations:
+            return self.relations.index(name[: -len(RECIPROCAL_SUFFIX)]) + len(self.relations)
+        if name not in self.relations:
+            raise KeyError(f"unknown relation {name!r}")
+        return self.relations.index(name)
+
+    @torch.no_grad()
+    def predict(self, head: str, relation: str, k: int = 10) -> list[tuple[str, float]]:
+        """Top-``k`` tails of ``(head, relation, ?)`` by score, as ``(entity name, score)``."""
+        if head not in self._entity_id:
+            raise KeyError(f"unknown entity {head!r}")
+        device = next(self.model.parameters()).device
+        h = torch.tensor([self._entity_id[head]], device=device)
+        r = torch.tensor([self.relation_id(relation)], device=device)
+        scores = self.model.score_all_tails(h, r)[0]
+        top = torch.topk(scores, min(k, len(self.entities)))
+        return [(self.entities[i], float(s)) for s, i in zip(top.values.tolist(), top.indices.tolist())]
+
+
+def load_checkpoint(path: str | Path, device: str = "cpu") -> TrainedModel:
+    payload = torch.load(Path(path), map_location="cpu", weights_only=False)
+    spec = RunSpec(**payload["spec"])
+    model = build_model(spec.model, len(payload["entities"]), 2 * len(payload["relations"]), spec.dim, **spec.model_options)
+    model.load_state_dict(payload["state_dict"])
+    return TrainedModel(model.to(resolve_device(device)), spec, payload["entities"], payload["relations"])

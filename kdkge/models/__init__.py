@@ -1,0 +1,40 @@
+"""Model registry.  Adding a model = one file in this package defining a ``@register``-ed
+:class:`~kdkge.models.base.KGEModel` subclass with a unique ``name``, plus ``conf/model/<name>.yaml``.
+Every module in this package is imported on first use, so no list needs editing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+MODELS: dict[str, type] = {}
+
+
+def register(cls):
+    """Class decorator: make a model available under ``cls.name``."""
+    if not cls.name:
+        raise TypeError(f"{cls.__qualname__} needs a non-empty `name`")
+    if cls.name in MODELS and MODELS[cls.name] is not cls:
+        raise TypeError(f"model name {cls.name!r} is registered twice")
+    MODELS[cls.name] = cls
+    return cls
+
+
+def _discover() -> None:
+    for info in pkgutil.iter_modules(__path__):
+        if info.name != "base":
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+def available_models() -> list[str]:
+    _discover()
+    return sorted(MODELS)
+
+
+def build_model(name: str, num_entities: int, num_relations: int, dim: int, stack: int = 1, **options):
+    """Instantiate the registered model ``name`` (options are its extra constructor arguments)."""
+    _discover()
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}: available models are {', '.join(sorted(MODELS))}")
+    return MODELS[name](num_entities, num_relations, dim, stack=stack, **options)
