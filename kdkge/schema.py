@@ -1,0 +1,39 @@
+"""Names under which a run is recorded in MLflow — the single contract between training
+(``kdkge.app``), sweeps (``kdkge.sweeps``) and the tables (``kdkge.tables``).
+
+Metrics:  ``{split}_{metric}`` with split ∈ train/valid/test and metric ∈ mrr, hits_1, hits_3,
+hits_10 (realistic ranks), plus ``optimistic_``/``pessimistic_`` variants; ``loss`` per epoch;
+``num_parameters`` (computed from the model); ``wall_time_s``; ``epochs_per_s``.
+Tags: see :data:`RUN_TAGS`.
+"""
+
+SPLITS = ("train", "valid", "test")
+RANK_METRICS = ("mrr", "hits_1", "hits_3", "hits_10")
+
+# tag name -> meaning
+RUN_TAGS = {
+    "model": "registered model name: distmult | kd_rel_distmult | kd_distmult | ...",
+    "dataset": "dataset name (umls, kinship, nations, or the custom folder's name)",
+    "calibration": "none | ls | lr",
+    "alpha": "α of ls/lr as a string ('' for none)",
+    "noise_ratio": "fraction of noisy training triples added (Sec. 6.3), e.g. '0.0' or '0.1'",
+    "dim": "embedding size d",
+    "stored_dim": "width of the stored entity vectors (√d for KD-DistMult)",
+    "seed": "random seed",
+    "strategy": "1vsall | kvsall",
+    "epochs": "number of training epochs",
+    "config_hash": "hash of the resolved config minus non-semantic keys (paths, device, tracking)",
+    "sweep_id": "id shared by all runs of one sweep ('' for a single run)",
+    "git_commit": "commit of the code that ran",
+    "overrides": "the Hydra override string",
+}
+
+
+def metric_key(split: str, metric: str) -> str:
+    """MLflow metric name, e.g. ``metric_key("test", "hits@10") == "test_hits_10"``."""
+    return f"{split}_{metric.replace('@', '_')}"
+
+
+def flat_metrics(metrics: dict[str, dict[str, float]]) -> dict[str, float]:
+    """``{"test": {"mrr": .5, "hits@1": .4}}`` → ``{"test_mrr": .5, "test_hits_1": .4}``."""
+    return {metric_key(split, name): value for split, values in metrics.items() for name, value in values.items()}
