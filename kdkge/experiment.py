@@ -111,6 +111,7 @@ def unstack(model: torch.nn.Module, k: int) -> torch.nn.Module:
     if model.stack == 1:
         return model
     single = build_model(model.name, model.num_entities, model.num_relations, model.dim, stack=1, **getattr(model, "options", {}))
+    single.to(next(model.parameters()))  # same device and dtype before copying the weights
     state = {}
     for key, tensor in model.state_dict().items():
         if tensor.dim() == 3:  # embedding [N, K, w]
@@ -120,7 +121,7 @@ def unstack(model: torch.nn.Module, k: int) -> torch.nn.Module:
         else:
             state[key] = tensor.clone()
     single.load_state_dict(state)
-    return single.to(next(model.parameters()).device)
+    return single
 
 
 def run(
