@@ -32,7 +32,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -336,6 +336,17 @@ class Tracker:
         """Log scalar metrics of the current run, optionally at ``step`` (e.g. the epoch)."""
         raise NotImplementedError
 
+    def log_metric_steps(self, rows: Iterable[tuple]) -> None:
+        """Log metrics of several steps at once: rows ``(step, {name: value})`` or
+        ``(step, {name: value}, timestamp_ms)``.
+
+        The default calls :meth:`log_metrics` once per row; :class:`MlflowTracker`
+        sends them as batches (one write per 1000 values instead of one per step,
+        e.g. a per-epoch loss buffered over many epochs).
+        """
+        for row in rows:
+            self.log_metrics(row[1], step=row[0])
+
     def log_artifact(self, path: str | os.PathLike, artifact_path: str | None = None) -> None:
         """Copy the local file ``path`` into the run's artifacts (under ``artifact_path``)."""
         raise NotImplementedError
@@ -492,6 +503,19 @@ class MlflowTracker(Tracker):
         run_id = self._require_run()
         now = int(time.time() * 1000)
         items = [Metric(str(k), float(v), now, step or 0) for k, v in metrics.items()]
+        for i in range(0, len(items), _MAX_METRICS_PER_BATCH):
+            self._write(self.client.log_batch, run_id, metrics=items[i : i + _MAX_METRICS_PER_BATCH])
+
+    def log_metric_steps(self, rows: Iterable[tuple]) -> None:  # noqa: D102
+        from mlflow.entities import Metric
+
+        run_id = self._require_run()
+        now = int(time.time() * 1000)
+        items = [
+            Metric(str(k), float(v), int(row[2]) if len(row) > 2 and row[2] is not None else now, int(row[0]))
+            for row in rows
+            for k, v in row[1].items()
+        ]
         for i in range(0, len(items), _MAX_METRICS_PER_BATCH):
             self._write(self.client.log_batch, run_id, metrics=items[i : i + _MAX_METRICS_PER_BATCH])
 
