@@ -1,0 +1,552 @@
+"""The application layer: a composed Hydra config → one tracked training run.
+
+:func:`train` is pure with respect to Hydra — it takes a ``DictConfig`` (from ``train.py``'s
+``@hydra.main``, from ``hydra.compose`` in tests or an Optuna driver) and returns the run's
+metrics under the names of :mod:`kdkge.schema`.  It
+
+1. checks the config (:func:`validate`) and fails before training with a one-line
+   :class:`ConfigError` if a value cannot run;
+2. skips the run if MLflow already holds a FINISHED run with the same :func:`config_hash`
+   (unless ``force=true``) and returns that run's metrics;
+3. trains with :func:`kdkge.experiment.run`, recording in MLflow: the flattened config as
+   params and ``config.yaml`` as artifact, the tags of :data:`kdkge.schema.RUN_TAGS` plus
+   ``version.*``, the per-epoch ``loss`` (buffered, written in batches), all rank metrics every
+   ``eval_every`` epochs and at the end, ``num_parameters``, ``wall_time_s``, ``epochs_per_s``,
+   the learning-curve plot and the checkpoint;
+4. prints the results table and where the run is in MLflow.
+
+A run that raises or is interrupted is ended FAILED / KILLED with the error (tag ``error``,
+traceback in the artifact ``error.txt``); the process can start the next run.
+
+:func:`main` is what ``train.py`` calls: ``train`` plus the command-line error handling.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+import logging
+import math
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from . import config as _config  # noqa: F401  (registers the schema with Hydra's ConfigStore)
+from .data import BUILTIN, SPLITS, UNSEEN_POLICIES, DataError, resolve_dataset_path
+from .experiment import RunSpec, run, save_checkpoint
+from .losses import CALIBRATIONS
+from .models import MODELS, available_models, build_model
+from .schema import RANK_METRICS, flat_metrics
+from .tracking import REPO_ROOT, MlflowTracker, NullTracker, Tracker, TrackingUnreachableError
+from .tracking import config_hash as _hash_params
+from .training import NonFiniteLoss, resolve_device
+
+log = logging.getLogger(__name__)
+
+#: Config keys that do not change a run's result; :func:`config_hash` leaves them out, so a run
+#: is recognised as done whatever device, thread count, data location or logging it used.
+#: ``eval_every`` only adds intermediate evaluations (eval mode, no randomness): same results.
+#: The sweep layer may extend this tuple (e.g. with its sweep id key).
+NON_SEMANTIC_KEYS: tuple[str, ...] = (
+    "dataset.path",
+    "device",
+    "threads",
+    "eval_every",
+    "checkpoint",
+    "force",
+    "progress",
+    "tracking",
+    "sweep_id",
+)
+
+#: Package versions recorded as ``version.<name>`` tags.
+VERSIONED_PACKAGES = ("kdkge", "torch", "numpy", "hydra-core", "omegaconf", "mlflow", "optuna")
+
+
+class ConfigError(ValueError):
+    """A config value that cannot run; the message is one line naming the key and a fix."""
+
+
+# --------------------------------------------------------------------------- #
+# Config → run description
+# --------------------------------------------------------------------------- #
+
+
+def dataset_name(cfg: DictConfig) -> str:
+    """``dataset.name``, or (``null``, as for ``dataset=custom``) the dataset folder's name."""
+    name = cfg.dataset.name
+    if name:
+        return str(name)
+    if OmegaConf.is_missing(cfg.dataset, "path") or not cfg.dataset.path:
+        raise ConfigError("dataset=custom needs dataset.path=<folder holding train.txt, valid.txt, test.txt>")
+    return Path(str(cfg.dataset.path)).expanduser().resolve().name
+
+
+def dataset_location(cfg: DictConfig) -> str:
+    """What :func:`kdkge.data.load_dataset` gets: the absolute folder, or a built-in name."""
+    if OmegaConf.is_missing(cfg.dataset, "path"):
+        raise ConfigError("dataset=custom needs dataset.path=<folder holding train.txt, valid.txt, test.txt>")
+    if cfg.dataset.path:
+        from hydra.utils import to_absolute_path  # relative to the launch directory
+
+        return to_absolute_path(str(Path(str(cfg.dataset.path)).expanduser()))
+    name = cfg.dataset.name
+    if name not in BUILTIN:
+        raise ConfigError(
+            f"dataset.name={name!r} is not built in ({', '.join(BUILTIN)}): set dataset.path=<folder>"
+        )
+    return str(name)
+
+
+def _check_dim(dim: Any) -> int:
+    if isinstance(dim, str) and dim.strip().lower() == "range":
+        raise ConfigError("dim=range is a sweep: add -m (python train.py -m ... dim=range)")
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
+        raise ConfigError(f"dim={dim!r} must be a positive integer embedding size (e.g. dim=289)")
+    return dim
+
+
+def run_spec(cfg: DictConfig) -> RunSpec:
+    """The :class:`~kdkge.experiment.RunSpec` of a composed config (not yet validated)."""
+    return RunSpec(
+        dataset=dataset_location(cfg),
+        model=str(cfg.model.name),
+        dim=_check_dim(cfg.dim),
+        strategy=str(cfg.loss.strategy),
+        calibration=str(cfg.calibration.name),
+        alpha=None if cfg.calibration.alpha is None else float(cfg.calibration.alpha),
+        noise_ratio=float(cfg.noise_ratio),
+        epochs=int(cfg.epochs),
+        batch_size=int(cfg.batch_size),
+        lr=float(cfg.lr),
+        seed=int(cfg.seed),
+        unseen=str(cfg.dataset.unseen),
+        model_options=OmegaConf.to_container(cfg.model.options, resolve=True),
+    )
+
+
+def _check_model_options(name: str, options: Mapping[str, Any]) -> None:
+    accepted = [
+        p for p in inspect.signature(MODELS[name].__init__).parameters
+        if p not in ("self", "num_entities", "num_relations", "dim", "stack")
+    ]
+    for key in options:
+        if key not in accepted:
+            hint = f"its options are {', '.join(accepted)}" if accepted else "it takes none"
+            raise ConfigError(f"model {name} has no option model.options.{key}: {hint}")
+
+
+def validate(cfg: DictConfig) -> tuple[RunSpec, int]:
+    """Check everything that can be checked before training; return the spec and the stored width.
+
+    Raises :class:`ConfigError` (or :class:`~kdkge.data.DataError`) with a one-line message.
+    """
+    spec = run_spec(cfg)
+    if spec.model not in available_models():
+        raise ConfigError(f"unknown model {spec.model!r}: available models are {', '.join(available_models())}")
+    if spec.calibration == "none" and spec.alpha is not None:
+        raise ConfigError(
+            f"calibration.alpha={spec.alpha} has no effect with calibration=none: "
+            "drop it, or choose calibration=ls or calibration=lr"
+        )
+    if spec.strategy not in ("1vsall", "kvsall"):
+        raise ConfigError(f"loss.strategy={spec.strategy!r} is unknown: use loss=1vsall or loss=kvsall")
+    if spec.calibration not in CALIBRATIONS:
+        raise ConfigError(f"calibration.name={spec.calibration!r} is unknown: use one of {', '.join(CALIBRATIONS)}")
+    if spec.epochs < 0:
+        raise ConfigError(f"epochs={spec.epochs} must be a non-negative integer")
+    if spec.seed < 0:
+        raise ConfigError(f"seed={spec.seed} must be a non-negative integer")
+    if spec.unseen not in UNSEEN_POLICIES:
+        raise ConfigError(f"dataset.unseen={spec.unseen!r} is not a policy: use one of {', '.join(UNSEEN_POLICIES)}")
+    if cfg.threads is not None and cfg.threads < 1:
+        raise ConfigError(f"threads={cfg.threads} must be a positive integer (or null for torch's default)")
+    if cfg.eval_every < 0:
+        raise ConfigError(f"eval_every={cfg.eval_every} must be >= 0 (0 = evaluate only at the end)")
+    if cfg.tracking.log_every < 1:
+        raise ConfigError(f"tracking.log_every={cfg.tracking.log_every} must be a positive integer")
+    try:
+        spec.validate()  # dim (squares for KD models), epochs, batch_size, lr, noise, calibration α, strategy
+    except DataError:
+        raise
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    _check_model_options(spec.model, spec.model_options)
+    try:
+        tiny = build_model(spec.model, 2, 2, spec.dim, **spec.model_options)  # cheap: 2 entities, 2 relations
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"model {spec.model} with {spec.model_options}: {exc}") from None
+    try:
+        resolve_device(str(cfg.device))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    folder = resolve_dataset_path(spec.dataset)
+    for split in SPLITS:
+        if not (folder / f"{split}.txt").is_file():
+            raise DataError(f"missing split file {folder / f'{split}.txt'}: a dataset folder needs train.txt, valid.txt and test.txt")
+    return spec, tiny.stored_width
+
+
+# --------------------------------------------------------------------------- #
+# Hash, names, tags
+# --------------------------------------------------------------------------- #
+
+
+def semantic_config(cfg: DictConfig) -> dict:
+    """The resolved config without :data:`NON_SEMANTIC_KEYS`; ``dataset.name`` filled in."""
+    data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    data.setdefault("dataset", {})["name"] = dataset_name(cfg)
+    for dotted in NON_SEMANTIC_KEYS:
+        *parents, leaf = dotted.split(".")
+        node = data
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return data
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """SHA-256 (hex) identifying what a run computes.
+
+    Defined as :func:`kdkge.tracking.config_hash` (SHA-256 of the JSON of the flattened,
+    key-sorted config, values as strings) of :func:`semantic_config`: the resolved config minus
+    :data:`NON_SEMANTIC_KEYS` (dataset path, device, threads, eval_every, checkpoint, force,
+    progress, tracking.*, sweep_id), with ``dataset.name`` set to the effective name (the folder's
+    name for ``dataset=custom``).  Consequences: ``calibration=ls_0.1`` and
+    ``calibration=ls calibration.alpha=0.1`` hash equal; ``lr=0.01`` and ``lr=1e-2`` hash equal;
+    the same run on cpu and cuda hashes equal.
+    """
+    return _hash_params(semantic_config(cfg))
+
+
+def default_run_name(cfg: DictConfig) -> str:
+    """``<model>-<dataset>-d<dim>`` + ``-kvsall`` + ``-<ls|lr><α>`` + ``-noise<r>`` + ``-s<seed>`` (non-defaults only)."""
+    parts = [str(cfg.model.name), dataset_name(cfg), f"d{cfg.dim}"]
+    if cfg.loss.strategy != "1vsall":
+        parts.append(str(cfg.loss.strategy))
+    if cfg.calibration.name != "none":
+        parts.append(f"{cfg.calibration.name}{cfg.calibration.alpha:g}")
+    if cfg.noise_ratio:
+        parts.append(f"noise{cfg.noise_ratio:g}")
+    if cfg.seed != 1:
+        parts.append(f"s{cfg.seed}")
+    return "-".join(parts)
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def hydra_overrides() -> str:
+    """The Hydra override string of the running job (``overrides.task``), or '' outside Hydra."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        if HydraConfig.initialized():
+            return " ".join(HydraConfig.get().overrides.task)
+    except Exception:  # pragma: no cover - hydra internals
+        pass
+    return ""
+
+
+def run_tags(cfg: DictConfig, spec: RunSpec, stored_dim: int, digest: str, overrides: str) -> dict[str, str]:
+    """Tags of :data:`kdkge.schema.RUN_TAGS` plus ``version.*``, ``git_dirty`` and ``device``."""
+    commit = _git("rev-parse", "HEAD")
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    tags = {
+        "model": spec.model,
+        "dataset": dataset_name(cfg),
+        "calibration": spec.calibration,
+        "alpha": "" if spec.alpha is None else str(spec.alpha),
+        "noise_ratio": str(spec.noise_ratio),
+        "dim": str(spec.dim),
+        "stored_dim": str(stored_dim),
+        "seed": str(spec.seed),
+        "strategy": spec.strategy,
+        "epochs": str(spec.epochs),
+        "config_hash": digest,
+        "sweep_id": str(OmegaConf.select(cfg, "sweep_id", default="") or ""),
+        "git_commit": commit or "unknown",
+        "git_dirty": "unknown" if dirty is None else str(bool(dirty)).lower(),
+        "overrides": overrides,
+        "device": str(resolve_device(str(cfg.device))),
+    }
+    tags.update({f"version.{name}": v for name, v in package_versions().items()})
+    return tags
+
+
+# --------------------------------------------------------------------------- #
+# Tracking helpers
+# --------------------------------------------------------------------------- #
+
+
+def make_tracker(cfg: DictConfig) -> Tracker:
+    """:class:`MlflowTracker` on ``tracking.uri`` (or the default store), or :class:`NullTracker`."""
+    if not cfg.tracking.enabled:
+        return NullTracker()
+    experiment = cfg.tracking.experiment or f"kdkge-{dataset_name(cfg)}"
+    return MlflowTracker(cfg.tracking.uri or None, experiment=str(experiment))
+
+
+def ui_hint(tracker: Tracker, run_id: str) -> list[str]:
+    """Lines saying where a run is: tracking URI, experiment, run id and the UI address."""
+    if not isinstance(tracker, MlflowTracker):
+        return ["MLflow: not recorded (tracking=none)"]
+    path = f"/#/experiments/{tracker.experiment_id}/runs/{run_id}"
+    uri = tracker.tracking_uri
+    lines = [
+        f"MLflow run {run_id} in experiment {tracker.experiment_name!r} (id {tracker.experiment_id})",
+        f"  tracking URI: {uri}",
+    ]
+    if uri.startswith(("http://", "https://")):
+        lines.append(f"  open: {uri.rstrip('/')}{path}")
+    elif uri == f"sqlite:///{REPO_ROOT / 'mlflow.db'}":
+        lines.append(f"  browse: make ui, then open http://127.0.0.1:5000{path}")
+    else:
+        lines.append(f"  browse: mlflow ui --backend-store-uri {uri}, then open http://127.0.0.1:5000{path}")
+    return lines
+
+
+def results_table(metrics: Mapping[str, float], num_parameters: int | None = None) -> str:
+    """Train/valid/test MRR and Hits@1/3/10 as a text table (from flat metric names)."""
+    header = f"{'split':<6} {'MRR':>7} {'Hits@1':>7} {'Hits@3':>7} {'Hits@10':>7}"
+    lines = [header, "-" * len(header)]
+    for split in ("train", "valid", "test"):
+        if f"{split}_mrr" not in metrics:
+            continue
+        values = [metrics.get(f"{split}_{m}", math.nan) for m in RANK_METRICS]
+        lines.append(f"{split:<6} " + " ".join(f"{v:>7.3f}" for v in values))
+    if num_parameters is not None:
+        lines.append(f"parameters: {int(num_parameters):,}")
+    return "\n".join(lines)
+
+
+def learning_curve(losses: list[tuple[int, float]], valid_mrr: list[tuple[int, float]], title: str):
+    """Figure of the training loss per epoch and the validation MRR per evaluation."""
+    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
+
+    fig = Figure(figsize=(7, 4), dpi=100)
+    ax = fig.add_subplot()
+    if losses:
+        if all(v > 0 for _, v in losses):
+            ax.set_yscale("log")  # BCE losses fall by orders of magnitude
+        ax.plot([e for e, _ in losses], [v for _, v in losses], color="tab:blue", label="training loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss", color="tab:blue")
+    twin = ax.twinx()
+    if valid_mrr:
+        twin.plot([e for e, _ in valid_mrr], [v for _, v in valid_mrr], "o-", color="tab:orange", label="valid MRR")
+    twin.set_ylabel("valid MRR (filtered)", color="tab:orange")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+class _MetricLog:
+    """Buffers per-epoch losses and writes them in batches; collects curves and timings."""
+
+    def __init__(self, tracker: Tracker, flush_every: int, epochs: int):
+        self.tracker, self.flush_every, self.epochs = tracker, flush_every, epochs
+        self.pending: list[tuple[int, dict[str, float], int]] = []
+        self.losses: list[tuple[int, float]] = []
+        self.valid_mrr: list[tuple[int, float]] = []
+        self.started = time.perf_counter()
+        self.first_epoch_end: float | None = None
+        self.last_epoch_end: float | None = None
+        self.eval_seconds = 0.0  # time spent in intermediate evaluations (not training)
+        self.epochs_done = 0
+
+    def on_epoch(self, epoch: int, losses: list[float]) -> None:
+        self.losses.append((epoch, losses[0]))
+        self.pending.append((epoch, {"loss": losses[0]}, int(time.time() * 1000)))
+        if len(self.pending) >= self.flush_every:
+            self.flush()
+        self.epochs_done = epoch
+        self.last_epoch_end = time.perf_counter()
+        if self.first_epoch_end is None:
+            self.first_epoch_end = self.last_epoch_end
+
+    def on_eval(self, epoch: int, metrics: list[dict[str, dict[str, float]]]) -> None:
+        flat = flat_metrics(metrics[0])
+        if "valid_mrr" in flat:
+            self.valid_mrr.append((epoch, flat["valid_mrr"]))
+        self.flush()
+        self.tracker.log_metrics(flat, step=epoch)
+        if epoch < self.epochs and self.last_epoch_end is not None:
+            # an intermediate evaluation runs between this epoch's end and the next epoch's start
+            self.eval_seconds += time.perf_counter() - self.last_epoch_end
+
+    def flush(self) -> None:
+        if self.pending:
+            rows, self.pending = self.pending, []
+            self.tracker.log_metric_steps(rows)
+
+    def epochs_per_s(self) -> float | None:
+        """Training speed from the end of the first to the end of the last epoch, evaluations excluded.
+
+        (With a single epoch: that epoch including the setup of data and model.)
+        """
+        if self.first_epoch_end is None:
+            return None
+        if self.epochs_done <= 1:
+            return self.epochs_done / max(self.first_epoch_end - self.started, 1e-9)
+        seconds = self.last_epoch_end - self.first_epoch_end - self.eval_seconds
+        return (self.epochs_done - 1) / max(seconds, 1e-9)
+
+
+def _finished_metrics(tracker: Tracker, run_id: str) -> dict[str, float]:
+    if isinstance(tracker, MlflowTracker):
+        return dict(tracker.client.get_run(run_id).data.metrics)
+    return {}
+
+
+# --------------------------------------------------------------------------- #
+# The run
+# --------------------------------------------------------------------------- #
+
+
+def train(cfg: DictConfig, *, overrides: str | None = None, tracker: Tracker | None = None) -> dict[str, float]:
+    """Train, evaluate and record one run of the composed config ``cfg``; return its metrics.
+
+    The result maps :mod:`kdkge.schema` metric names (``test_mrr``, ``valid_hits_10``, ...,
+    ``num_parameters``, ``wall_time_s``, ``epochs_per_s``) to values.  ``overrides`` is the
+    override string for the ``overrides`` tag (default: Hydra's, when Hydra runs); ``tracker``
+    replaces the one built from ``cfg.tracking`` (tests, drivers).
+    """
+    spec, stored_dim = validate(cfg)
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    digest = config_hash(cfg)
+    tracker = tracker if tracker is not None else make_tracker(cfg)
+    name = cfg.tracking.run_name or default_run_name(cfg)
+
+    if not cfg.force:
+        done = tracker.finished_run_with_hash(digest) if hasattr(tracker, "finished_run_with_hash") else None
+        if done:
+            metrics = _finished_metrics(tracker, done)
+            print(f"skip {name}: MLflow already holds FINISHED run {done} with config hash {digest[:12]} (force=true re-runs)")
+            if metrics:
+                print(results_table(metrics, metrics.get("num_parameters")))
+            print("\n".join(ui_hint(tracker, done)))
+            return metrics
+
+    tags = run_tags(cfg, spec, stored_dim, digest, hydra_overrides() if overrides is None else overrides)
+    params = OmegaConf.to_container(cfg, resolve=True)
+    with tracker.run(name, tags=tags, params=params) as run_id, tempfile.TemporaryDirectory(prefix="kdkge-") as tmp:
+        tmp = Path(tmp)
+        config_file = tmp / "config.yaml"
+        config_file.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        tracker.log_artifact(config_file)
+        log_ = _MetricLog(tracker, int(cfg.tracking.log_every), spec.epochs)
+        try:
+            started = time.perf_counter()
+            [result] = run(
+                [spec],
+                device=str(cfg.device),
+                eval_every=int(cfg.eval_every),
+                progress=bool(cfg.progress),
+                on_epoch=log_.on_epoch,
+                on_eval=log_.on_eval,
+            )
+            wall = time.perf_counter() - started
+            log_.flush()
+            metrics = flat_metrics(result.metrics)
+            metrics["num_parameters"] = float(result.num_parameters)
+            metrics["wall_time_s"] = wall
+            speed = log_.epochs_per_s()
+            if speed is not None:
+                metrics["epochs_per_s"] = speed
+            tracker.log_metrics(
+                {k: metrics[k] for k in ("num_parameters", "wall_time_s", "epochs_per_s") if k in metrics},
+                step=spec.epochs,
+            )
+            fig = learning_curve(log_.losses, log_.valid_mrr, f"{name} (test MRR {metrics['test_mrr']:.3f})")
+            tracker.log_figure(fig, "plots/learning_curve.png")
+            if cfg.checkpoint and not isinstance(tracker, NullTracker):
+                tracker.log_artifact(save_checkpoint(result, tmp / "model.pt"), "checkpoint")
+        except BaseException as exc:
+            _record_failure(tracker, log_, tmp, exc)
+            raise
+
+    print(f"\n{name}: {spec.model} on {dataset_name(cfg)}, d={spec.dim}, {spec.epochs} epoch{'' if spec.epochs == 1 else 's'}, "
+          f"{wall:.1f} s" + (f" ({metrics['epochs_per_s']:.2f} epochs/s)" if "epochs_per_s" in metrics else ""))
+    print(results_table(metrics, result.num_parameters))
+    print("\n".join(ui_hint(tracker, run_id)))
+    return metrics
+
+
+def _record_failure(tracker: Tracker, log_: _MetricLog, tmp: Path, exc: BaseException) -> None:
+    """Best effort: write the buffered losses and the traceback before the run is ended FAILED/KILLED."""
+    try:
+        log_.flush()
+        error_file = tmp / "error.txt"
+        error_file.write_text("".join(traceback.format_exception(exc)))
+        tracker.log_artifact(error_file)
+    except Exception as inner:  # never hide the original error
+        log.warning("could not record the failure in MLflow: %s", inner)
+
+
+# --------------------------------------------------------------------------- #
+# Command line
+# --------------------------------------------------------------------------- #
+
+#: Errors reported as one line (``error: ...``, exit status 2) instead of a traceback.
+USER_ERRORS = (ValueError, TrackingUnreachableError, NonFiniteLoss)
+
+
+def _multirun() -> bool:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    except Exception:  # pragma: no cover
+        return False
+
+
+def main(cfg: DictConfig) -> float | None:
+    """``train.py``'s task: :func:`train`, returning the test MRR (for sweepers).
+
+    A :data:`USER_ERRORS` error prints ``error: <message>`` and exits with status 2 (no traceback);
+    under ``-m`` it is logged and the sweep goes on (the job returns None; the MLflow run, if
+    it started, is FAILED).  Ctrl-C exits with status 130 (the run is KILLED).
+    """
+    try:
+        metrics = train(cfg)
+    except USER_ERRORS as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if _multirun():
+            log.error("error: %s", message)
+            return None
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: the MLflow run (if started) is marked KILLED", file=sys.stderr)
+        sys.exit(130)
+    return metrics.get("test_mrr")

@@ -1,0 +1,92 @@
+"""Typed schema of ``conf/train.yaml`` for Hydra (structured config).
+
+The YAML files under ``conf/`` hold the values and document every key; the dataclasses here give
+each key its type, so that ``epochs=abc`` or ``lr=fast`` fail when Hydra composes the config,
+before any code runs.  Hydra also runs the composed config in struct mode: an override of a key
+that does not exist (``epoch=5``, ``model.option.explicit=true``) is an error.
+
+Values that have the right type but cannot run (a non-square ``dim`` for a Kronecker model,
+``calibration.alpha`` outside (0, 1), ``device=cuda`` without a GPU, ...) are checked by
+:func:`kdkge.app.validate` before training starts.
+
+``dim`` is typed ``Any`` on purpose: a single run takes an integer (``dim=289``), and the sweep
+layer expands the word ``dim=range`` under ``-m``; without ``-m`` the app answers
+"dim=range is a sweep: add -m" instead of a type error.
+
+Importing this module registers the schema as ``train_schema`` (used by ``conf/train.yaml``'s
+defaults list); ``train.py``, :mod:`kdkge.app` and the tests import it before composing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+#: The ``conf/`` folder of the repository (what ``train.py`` passes to ``@hydra.main``).
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING  # registered model name (kdkge.models.available_models())
+    options: Dict[str, Any] = field(default_factory=dict)  # extra constructor arguments of the model
+
+
+@dataclass
+class DatasetConfig:
+    name: Optional[str] = None  # dataset name; null (custom) = the folder's name
+    path: Optional[str] = MISSING  # dataset folder; null = data/<name> (built-in datasets); ??? = required
+    unseen: str = "skip"  # valid/test triples with entities/relations unseen in train: skip | error
+
+
+@dataclass
+class LossConfig:
+    strategy: str = "1vsall"  # 1vsall | kvsall
+
+
+@dataclass
+class CalibrationConfig:
+    name: str = "none"  # none | ls | lr
+    alpha: Optional[float] = None  # α of ls/lr in (0, 1); null for none
+
+
+@dataclass
+class TrackingConfig:
+    enabled: bool = True  # false = record nothing
+    uri: Optional[str] = None  # null = $MLFLOW_TRACKING_URI or sqlite:///<repo>/mlflow.db
+    experiment: Optional[str] = None  # null = kdkge-<dataset name>
+    run_name: Optional[str] = None  # null = a readable name from model, dataset, dim, calibration, seed
+    log_every: int = 100  # flush buffered per-epoch losses every N epochs
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    dim: Any = MISSING  # embedding size d (an integer; set by the model group)
+    noise_ratio: float = 0.0
+    seed: int = 1
+    epochs: int = 1000
+    batch_size: int = 1024
+    lr: float = 0.01
+    device: str = "auto"
+    threads: Optional[int] = None
+    eval_every: int = 100
+    checkpoint: bool = True
+    force: bool = False
+    progress: bool = True
+
+
+def register_configs() -> None:
+    """Register the schema as ``train_schema`` (idempotent)."""
+    ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+
+
+register_configs()
