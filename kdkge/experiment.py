@@ -135,12 +135,20 @@ def run(
     on_epoch: Callable[[int, list[float]], None] | None = None,
     on_eval: Callable[[int, list[dict[str, dict[str, float]]]], None] | None = None,
     extra_epoch_hook: Callable | None = None,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 0,
+    resume: bool = False,
 ) -> list[RunResult]:
     """Train and evaluate ``specs`` (all with one :meth:`RunSpec.stack_key`) as one stacked model.
 
     ``on_epoch(epoch, losses)`` gets each configuration's mean loss; every ``eval_every`` epochs
     (and after the last) ``on_eval(epoch, metrics)`` gets each configuration's metrics per split.
     Results are identical to running each spec alone with the same seed.
+
+    With ``checkpoint`` and ``checkpoint_every = N``, the full training state (weights, batch-norm
+    statistics, Adam moments, batch-order generators, loss history) is written atomically every N
+    epochs; ``resume=True`` continues from that file, reaching the same final metrics as an
+    uninterrupted run.  A checkpoint of other specs is an error, never silently reused.
     """
     if not specs:
         return []
@@ -173,12 +181,45 @@ def run(
         if extra_epoch_hook is not None:
             extra_epoch_hook(epoch, model, optimizer, generators)
 
+    spec_dicts = [dataclasses.asdict(s) for s in specs]
+    start_epoch, optimizer, generators = 0, None, None
+    if resume and checkpoint is not None and Path(checkpoint).is_file():
+        state = torch.load(Path(checkpoint), map_location=torch_device, weights_only=False)
+        if state["specs"] != spec_dicts:
+            raise ValueError(f"checkpoint {checkpoint} belongs to other settings; delete it or set resume=false")
+        model.load_state_dict(state["model"])
+        optimizer = torch.optim.Adam(model.parameters(), lr=base.lr)
+        optimizer.load_state_dict(state["optimizer"])
+        generators = [torch.Generator().set_state(g) for g in state["generators"]]
+        history.extend(state["history"])
+        start_epoch = state["epoch"]
+
+    def save_training_state(epoch, optimizer_, generators_):
+        path = Path(checkpoint)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(
+            {
+                "specs": spec_dicts, "epoch": epoch, "model": model.state_dict(),
+                "optimizer": optimizer_.state_dict(), "generators": [g.get_state() for g in generators_],
+                "history": history,
+            },
+            tmp,
+        )
+        tmp.replace(path)  # atomic: a kill leaves either the old or the new checkpoint
+
+    def epoch_end_with_checkpoint(epoch, mean_losses, optimizer_, generators_):
+        epoch_end(epoch, mean_losses, optimizer_, generators_)
+        if checkpoint is not None and checkpoint_every and (epoch % checkpoint_every == 0 or epoch == base.epochs):
+            save_training_state(epoch, optimizer_, generators_)
+
     started = time.perf_counter()
     train_epochs(
         model, labels, losses,
         epochs=base.epochs, batch_size=base.batch_size, lr=base.lr,
         seeds=[s.seed for s in specs], device=torch_device,
-        on_epoch_end=epoch_end, progress=progress,
+        start_epoch=start_epoch, optimizer=optimizer, generators=generators,
+        on_epoch_end=epoch_end_with_checkpoint, progress=progress,
     )
     final = evaluate_all()
     if on_eval is not None:

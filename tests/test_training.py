@@ -104,3 +104,45 @@ def test_batch_order_merges_a_final_single_example():
 def test_noise_run_evaluates_clean_train():
     result = run_one(RunSpec(model="distmult", dim=4, noise_ratio=0.1, **FAST), progress=False)
     assert result.kg.num_noisy == 159
+
+
+RESUME_SCRIPT = """
+import sys, torch
+torch.set_num_threads(1)
+from kdkge.experiment import RunSpec, run
+run([RunSpec(model="kd_rel_distmult", dim=16, dataset="nations", epochs=int(sys.argv[2]), batch_size=256)],
+    progress=False, checkpoint=sys.argv[1], checkpoint_every=1, resume=True)
+"""
+
+
+def test_killed_run_resumes_to_identical_metrics(tmp_path):
+    """kill -9 in the middle of training, resume from the checkpoint, compare to an uninterrupted run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    epochs = 40
+    spec = RunSpec(model="kd_rel_distmult", dim=16, dataset="nations", epochs=epochs, batch_size=256)
+    uninterrupted = run_one(spec, progress=False)
+    path = tmp_path / "state.pt"
+    proc = subprocess.Popen([sys.executable, "-c", RESUME_SCRIPT, str(path), str(epochs)])
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if path.exists() and torch.load(path, weights_only=False)["epoch"] >= 5:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = torch.load(path, weights_only=False)["epoch"]
+    assert 5 <= killed_at < epochs, "the run should have been killed mid-training"
+    resumed = run([spec], progress=False, checkpoint=path, checkpoint_every=1, resume=True)[0]
+    assert resumed.metrics == uninterrupted.metrics
+    assert resumed.losses == uninterrupted.losses
+
+
+def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path):
+    path = tmp_path / "state.pt"
+    run([RunSpec(model="distmult", dim=4, **FAST)], progress=False, checkpoint=path, checkpoint_every=1)
+    with pytest.raises(ValueError, match="belongs to other settings"):
+        run([RunSpec(model="distmult", dim=9, **FAST)], progress=False, checkpoint=path, checkpoint_every=1, resume=True)
