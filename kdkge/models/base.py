@@ -45,10 +45,16 @@ class StackedEmbedding(nn.Module):
                 self.weight[:, k] = torch.randn(self.num, self.width, generator=gen) * std
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """``idx [B]`` (same rows for every slice) or ``[B, K]`` (own rows per slice) → ``[B, K, w]``."""
+        """``idx [B]`` (same rows for every slice) or ``[B, K]`` (own rows per slice) → ``[B, K, w]``.
+
+        ``index_select`` rather than advanced indexing: its backward is an ``index_add`` into the
+        gradient, about twice as fast on CPU as the serial accumulating ``index_put`` of ``weight[idx]``.
+        """
         if idx.dim() == 1:
-            return self.weight[idx]
-        return self.weight[idx, torch.arange(self.stack, device=idx.device)]
+            return self.weight.index_select(0, idx)
+        # row idx[b, k] of slice k is row idx[b, k]·K + k of the [N·K, w] view
+        flat = idx * self.stack + torch.arange(self.stack, device=idx.device)
+        return self.weight.view(-1, self.width).index_select(0, flat.view(-1)).view(*idx.shape, self.width)
 
     def all(self) -> torch.Tensor:
         return self.weight
