@@ -1,0 +1,209 @@
+"""Every shortcut taken for speed, against the explicit formula it replaces (issue 5).
+
+* KD-DistMult's closed form ⟨h, r⟩·⟨h∘r, t⟩ vs the explicit Kronecker reconstruction
+  Σᵢ R((h⊗h)∘(r⊗r))ᵢ·t: same scores and same gradients (relative error ≤ 1e-5, float64).
+* Eq. 7: ((h⊗h)∘(r⊗r))·(t⊗t) = DistMult(h, r, t)², with torch.kron.
+* KD-Rel-DistMult rebuilds r⊗r once per distinct relation of a batch: equals the per-row rebuild.
+* The fused losses (hand-written gradients, all stacked slices in one call) vs autograd through the
+  textbook formulas.
+* Stacked training (five calibrations at once, or several seeds) gives the separate runs' results.
+"""
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from kdkge.experiment import RunSpec, run, run_one
+from kdkge.kronecker import batched_kron
+from kdkge.losses import BCELoss, LabelRelaxationLoss, build_loss, reference_label_relaxation, stacked_losses
+from kdkge.models import build_model
+
+torch.set_num_threads(1)
+FAST = dict(dataset="nations", epochs=3, batch_size=256)
+CALIBRATIONS = (("none", None), ("ls", 0.1), ("ls", 0.2), ("lr", 0.1), ("lr", 0.2))
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).norm() / b.norm()).item()
+
+
+def twin_kd_distmult(entities=11, relations=6, dim=25, seed=3):
+    """A closed-form and an explicit KD-DistMult with identical float64 weights (train mode)."""
+    fast = build_model("kd_distmult", entities, relations, dim).double()
+    slow = build_model("kd_distmult", entities, relations, dim, explicit=True).double()
+    fast.reset_parameters([seed])
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():  # non-trivial batch-norm affine parameters
+        for p in fast.parameters():
+            if p.dim() == 1:
+                p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype))
+    slow.load_state_dict(fast.state_dict())
+    return fast.train(), slow.train()
+
+
+# --------------------------------------------------------------------------- KD-DistMult, Eq. 9
+
+
+@pytest.mark.parametrize("dim", [4, 25, 289])
+def test_kd_distmult_closed_form_scores_and_gradients_equal_explicit(dim):
+    fast, slow = twin_kd_distmult(dim=dim)
+    h, r = torch.tensor([0, 3, 10, 3, 7, 1]), torch.tensor([1, 0, 5, 1, 2, 4])
+    rows, cols = torch.arange(6), torch.tensor([2, 9, 0, 4, 7, 7])
+    loss_fn = BCELoss()
+    outputs = []
+    for model in (fast, slow):
+        scores = model.score_all_tails(h, r)  # training mode: batch statistics
+        loss = loss_fn(scores, rows, cols)
+        model.zero_grad()
+        loss.backward()
+        outputs.append((scores.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (fast_scores, fast_grads), (slow_scores, slow_grads) = outputs
+    assert rel_err(fast_scores, slow_scores) <= 1e-5
+    assert fast_grads.keys() == slow_grads.keys()
+    for name in fast_grads:
+        assert rel_err(fast_grads[name], slow_grads[name]) <= 1e-5, name
+
+
+def test_kd_distmult_closed_form_equals_torch_kron_reconstruction():
+    """The explicit path itself against torch.kron and the R(·) row sums, one triple at a time."""
+    fast, _ = twin_kd_distmult(dim=16)
+    fast.eval()
+    h, r = torch.tensor([2, 5]), torch.tensor([3, 0])
+    scores = fast.score_all_tails(h, r)
+    for b in range(2):
+        hv = fast.norm_head.norm(fast.entities.weight[h[b], 0][None])[0].detach()
+        rv = fast.norm_relation.norm(fast.relations.weight[r[b], 0][None])[0].detach()
+        matrix = (torch.kron(hv, hv) * torch.kron(rv, rv)).reshape(4, 4)
+        for t in range(fast.num_entities):
+            expected = (matrix @ fast.entities.weight[t, 0]).sum()
+            assert torch.allclose(scores[b, t], expected, rtol=1e-12)
+
+
+def test_hidden_dropout_uses_the_explicit_path():
+    assert build_model("kd_distmult", 5, 2, 16, hidden_dropout=0.1).explicit
+    assert not build_model("kd_distmult", 5, 2, 16).explicit
+
+
+# --------------------------------------------------------------------------- Eq. 7
+
+
+def test_eq7_kronecker_on_all_three_is_distmult_squared():
+    gen = torch.Generator().manual_seed(0)
+    for width in (1, 3, 10):
+        h, r, t = (torch.randn(width, generator=gen, dtype=torch.float64) for _ in range(3))
+        lhs = (torch.kron(h, h) * torch.kron(r, r)) @ torch.kron(t, t)
+        distmult = (h * r * t).sum()
+        assert torch.allclose(lhs, distmult**2, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- KD-Rel-DistMult
+
+
+def test_kd_rel_distmult_unique_rebuild_equals_per_row_rebuild():
+    model = build_model("kd_rel_distmult", 8, 7, 16).double()
+    model.reset_parameters([4])
+    r = torch.tensor([3, 1, 3, 6, 1, 1, 0, 3])  # repeated relations, unsorted
+    rebuilt = model.rebuilt_relations(r)  # [B, 1, 16], one kron per distinct relation
+    for b in range(len(r)):
+        small = model.relations.weight[r[b], 0]
+        assert torch.equal(rebuilt[b, 0], torch.kron(small, small))
+    # the stacked path with own relation ids per slice builds per row: same values
+    per_row = model.rebuilt_relations(r[:, None])
+    assert torch.equal(per_row, rebuilt)
+    assert torch.equal(batched_kron(model.relations.weight[r], model.relations.weight[r]), rebuilt)
+
+
+# --------------------------------------------------------------------------- fused losses
+
+
+def dense_targets(rows, cols, shape):
+    y = torch.zeros(shape, dtype=torch.float64)
+    y[rows, cols] = 1
+    return y
+
+
+def slow_loss(calibration, alpha, scores, rows, cols):
+    y = dense_targets(rows, cols, scores.shape)
+    if calibration == "lr":
+        return reference_label_relaxation(scores, y, alpha)
+    a = alpha or 0.0
+    return F.binary_cross_entropy_with_logits(scores, (1 - a) * y + a / 2)
+
+
+def test_stacked_fused_losses_equal_textbook_formulas_values_and_gradients():
+    """Five calibrations on one [K, B, |E|] tensor (own positives per slice) vs autograd per slice."""
+    gen = torch.Generator().manual_seed(5)
+    stack, batch, entities = len(CALIBRATIONS), 7, 12
+    scores = torch.randn(stack, batch, entities, generator=gen, dtype=torch.float64) * 0.5
+    ks, rows, cols = [], [], []
+    for k in range(stack):
+        for b in range(batch):
+            tails = torch.randperm(entities, generator=gen)[: 1 + (b + k) % 3]
+            ks += [k] * len(tails)
+            rows += [b] * len(tails)
+            cols += tails.tolist()
+    ks, rows, cols = torch.tensor(ks), torch.tensor(rows), torch.tensor(cols)
+    weights = torch.arange(1.0, stack + 1, dtype=torch.float64)  # a non-uniform upstream gradient
+
+    fused_in = scores.clone().requires_grad_(True)
+    fused = stacked_losses([build_loss(c, a) for c, a in CALIBRATIONS], fused_in, ks, rows, cols)
+    (fused * weights).sum().backward()
+
+    slow_in = scores.clone().requires_grad_(True)
+    slow = torch.stack(
+        [slow_loss(c, a, slow_in[k], rows[ks == k], cols[ks == k]) for k, (c, a) in enumerate(CALIBRATIONS)]
+    )
+    (slow * weights).sum().backward()
+
+    assert torch.allclose(fused, slow, rtol=1e-10)
+    assert torch.allclose(fused_in.grad, slow_in.grad, rtol=1e-9, atol=1e-13)
+
+
+def test_loss_objects_equal_their_stacked_slice():
+    gen = torch.Generator().manual_seed(6)
+    scores = torch.randn(5, 9, generator=gen, dtype=torch.float64)
+    rows, cols = torch.arange(5), torch.tensor([0, 8, 3, 3, 1])
+    for loss in (BCELoss(), BCELoss(0.1), LabelRelaxationLoss(0.2)):
+        alone = loss(scores, rows, cols)
+        stacked = stacked_losses([BCELoss(), loss], torch.stack([scores, scores]), torch.tensor([0] * 5 + [1] * 5), rows.repeat(2), cols.repeat(2))
+        assert torch.equal(alone, stacked[1])
+
+
+# --------------------------------------------------------------------------- stacked training
+
+
+def assert_same_run(together, alone):
+    assert together.losses == pytest.approx(alone.losses, rel=1e-6)
+    for split in ("train", "valid", "test"):
+        assert together.metrics[split] == pytest.approx(alone.metrics[split], rel=1e-6, abs=1e-6)
+
+
+@pytest.mark.parametrize("model, dim", [("distmult", 9), ("kd_distmult", 16)])
+def test_five_stacked_calibrations_equal_five_separate_runs(model, dim):
+    specs = [RunSpec(model=model, dim=dim, calibration=c, alpha=a, **FAST) for c, a in CALIBRATIONS]
+    stacked = run(specs, progress=False)
+    for spec, together in zip(specs, stacked):
+        assert together.spec == spec
+        assert_same_run(together, run_one(spec, progress=False))
+
+
+def test_stacked_seeds_equal_separate_runs():
+    """Different seeds in one stack: own initialisation and own batch order per slice."""
+    base = RunSpec(model="kd_rel_distmult", dim=9, strategy="kvsall", **FAST)
+    specs = [dataclasses.replace(base, seed=s) for s in (1, 2, 7)]
+    stacked = run(specs, progress=False)
+    assert stacked[0].losses != stacked[1].losses  # the seeds really differ
+    for spec, together in zip(specs, stacked):
+        assert_same_run(together, run_one(spec, progress=False))
+
+
+def test_stacked_seeds_and_calibrations_together_equal_separate_runs():
+    specs = [
+        RunSpec(model="distmult", dim=4, seed=1, **FAST),
+        RunSpec(model="distmult", dim=4, seed=2, calibration="lr", alpha=0.1, **FAST),
+        RunSpec(model="distmult", dim=4, seed=1, calibration="ls", alpha=0.2, **FAST),
+    ]
+    for spec, together in zip(specs, run(specs, progress=False)):
+        assert_same_run(together, run_one(spec, progress=False))
