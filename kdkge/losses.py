@@ -38,13 +38,16 @@ def _softplus(z: torch.Tensor) -> torch.Tensor:
     return F.softplus(z, threshold=40.0 if z.dtype == torch.float64 else 20.0)
 
 
-def _row_sums(x: torch.Tensor) -> torch.Tensor:
-    """``Σ`` over the last two axes of ``[K, B, E]``, as float64 ``[K]``.
+def _row_sums(x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """``Σ`` over the last two axes of ``[K, B, E]`` (rows weighted by ``weights [B]``), float64 ``[K]``.
 
     Rows are summed in the input dtype (the same kernel whatever K is, so a stacked slice sums
     exactly like a separate run), the B row sums in float64.
     """
-    return x.sum(-1).double().sum(-1)
+    per_row = x.sum(-1).double()
+    if weights is not None:
+        per_row = per_row * weights.double()
+    return per_row.sum(-1)
 
 
 class BCELoss:
@@ -120,23 +123,28 @@ def _local_positives(ks, rows, cols, members: list[int], stack: int, all_members
     return mapped[keep], rows[keep], cols[keep]
 
 
-def _bce_forward(z, ks, rows, cols, alphas):
-    """Σ-per-slice BCE/LS of ``z [Kg, B, E]``: ``(Σ softplus(z) − (α/2)Σz − (1−α)Σ_true z) / (B·E)``."""
+def _bce_forward(z, ks, rows, cols, alphas, weights, points):
+    """Σ-per-slice BCE/LS of ``z [Kg, B, E]``: ``(Σ softplus(z) − (α/2)Σz − (1−α)Σ_true z) / (points·E)``.
+
+    ``weights [B]`` (optional): row ``b`` stands for ``weights[b]`` identical data points, whose
+    positives are all listed; its all-entity terms count ``weights[b]`` times.
+    """
     kg, b, e = z.shape
-    total = _row_sums(_softplus(z))
+    total = _row_sums(_softplus(z), weights)
     true_sum = torch.zeros(kg, dtype=torch.float64, device=z.device).index_add_(0, ks, z[ks, rows, cols].double())
     if any(alphas):
         a = torch.tensor(alphas, dtype=torch.float64, device=z.device)
-        total = total - (a / 2) * _row_sums(z) - (1 - a) * true_sum
+        total = total - (a / 2) * _row_sums(z, weights) - (1 - a) * true_sum
     else:
         total = total - true_sum
-    return total / (b * e)
+    return total / (points * e)
 
 
-def _bce_backward(z, ks, rows, cols, alphas, grad, out):
-    """``out = (σ(z) − p)·grad / (B·E)`` with ``p = 1 − α/2`` on positives and ``α/2`` elsewhere."""
+def _bce_backward(z, ks, rows, cols, alphas, weights, points, grad, out):
+    """``out = (σ(z) − p)·weight·grad / (points·E)`` with ``p = 1 − α/2`` on positives and ``α/2``
+    elsewhere (each positive cell is one data point's, so it gets ``−(1 − α)`` once)."""
     kg, b, e = z.shape
-    scale = grad / (b * e)  # [Kg]
+    scale = grad / (points * e)  # [Kg]
     torch.sigmoid(z, out=out)
     if any(alphas):
         a = torch.tensor(alphas, dtype=z.dtype, device=z.device)
@@ -144,7 +152,10 @@ def _bce_backward(z, ks, rows, cols, alphas, grad, out):
         positive = (1 - a) * scale
     else:
         positive = scale
-    out.mul_(scale.view(-1, 1, 1))
+    if weights is None:
+        out.mul_(scale.view(-1, 1, 1))
+    else:
+        out.mul_(scale.view(-1, 1, 1) * weights.view(1, -1, 1))
     out.index_put_((ks, rows, cols), -positive[ks], accumulate=True)
 
 
@@ -191,17 +202,20 @@ class _FusedLosses(torch.autograd.Function):
     """Per-slice losses of ``scores [K, B, E]`` → ``[K]``, with a hand-written gradient."""
 
     @staticmethod
-    def forward(ctx, scores, ks, rows, cols, groups):
-        # groups: ((kind, members, alphas), ...) with kind "bce" or "lr"
+    def forward(ctx, scores, ks, rows, cols, groups, weights=None):
+        # groups: ((kind, members, alphas), ...) with kind "bce" or "lr"; weights: see stacked_losses
         stack = scores.shape[0]
+        points = scores.shape[1] if weights is None else weights.sum()  # a tensor: no host sync
         losses = scores.new_empty(stack)
         plan = []
         for kind, members, alphas in groups:
             z, where = _group_view(scores, members)
             pos = _local_positives(ks, rows, cols, members, stack, len(members) == stack)
             if kind == "bce":
-                value, saved = _bce_forward(z, *pos, alphas), None
+                value, saved = _bce_forward(z, *pos, alphas, weights, points), (weights, points)
             else:
+                if weights is not None:
+                    raise ValueError("label relaxation needs one score row per data point (no row weights)")
                 value, saved = _lr_forward(z, *pos, alphas)
             losses[where] = value.to(scores.dtype)
             plan.append((kind, members, alphas, where, z, pos, saved))
@@ -220,29 +234,43 @@ class _FusedLosses(torch.autograd.Function):
             # write straight into the gradient when the group is a view; else fill a copy
             out = grad[where] if isinstance(where, slice) else torch.empty_like(z)
             if kind == "bce":
-                _bce_backward(z, *pos, alphas, g, out)
+                _bce_backward(z, *pos, alphas, *saved, g, out)
             else:
                 _lr_backward(z, *pos, alphas, saved, g, out)
             if not isinstance(where, slice):
                 grad.index_copy_(0, where, out)
         ctx.plan = None  # free the saved score views
-        return grad, None, None, None, None
+        return grad, None, None, None, None, None
 
 
-def stacked_losses(losses: list, scores: torch.Tensor, ks: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+def stacked_losses(
+    losses: list,
+    scores: torch.Tensor,
+    ks: torch.Tensor,
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    row_weights: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Losses of ``K`` stacked configurations: ``losses[k]`` on ``scores[k]`` → ``[K]``.
 
     Positive cells are ``(ks, rows, cols)`` into ``scores [K, B, |E|]`` (cell ``(k, b, e)`` is a
     true tail of slice ``k``'s row ``b``; no cell twice).  Configurations of one kind (BCE/LS, or
     LR) are computed together.  Losses of other types are called one slice at a time.
+
+    ``row_weights [B]`` (BCE/LS only): score row ``b`` stands for ``row_weights[b]`` data points
+    with the same query — 1vsAll data points that share ``(h, r)`` have identical score rows — and
+    its positives are the union of theirs.  The loss is then the mean over ``Σ row_weights`` data
+    points, exactly as if every data point had its own row.
     """
+    if row_weights is not None and not all(isinstance(fn, BCELoss) for fn in losses):
+        raise ValueError("row_weights are supported for BCE / label smoothing only")
     if all(isinstance(fn, (BCELoss, LabelRelaxationLoss)) for fn in losses):
         groups = []
         for kind, cls, attr in (("bce", BCELoss, "smoothing"), ("lr", LabelRelaxationLoss, "alpha")):
             members = [k for k, fn in enumerate(losses) if isinstance(fn, cls)]
             if members:
                 groups.append((kind, members, tuple(getattr(losses[k], attr) for k in members)))
-        return _FusedLosses.apply(scores, ks, rows, cols, tuple(groups))
+        return _FusedLosses.apply(scores, ks, rows, cols, tuple(groups), row_weights)
     values = []
     for k, fn in enumerate(losses):
         mine = ks == k

@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .data import TrainingLabels
-from .losses import stacked_losses
+from .losses import BCELoss, stacked_losses
 
 
 def resolve_device(name: str) -> torch.device:
@@ -82,6 +82,25 @@ class _BatchTargets:
         self.one_per_point = len(labels.tails) == n and torch.equal(labels.offsets, torch.arange(n + 1, device=device))
         self.arange = torch.arange(n, device=device)
         self.slices = torch.arange(stack, device=device)
+        # one integer per query (h, r): data points with equal keys have identical score rows
+        self.query_key = labels.queries[:, 0] * (int(labels.queries[:, 1].max()) + 1 if n else 1) + labels.queries[:, 1]
+
+    def deduplicated(self, idx: torch.Tensor):
+        """1vsAll batch ``idx`` with one score row per distinct query ``(h, r)``.
+
+        Returns ``(representatives, weights, ks, rows, cols)``: the batch row scored for each
+        distinct query, how many data points share it, and the positive cells (every data point's
+        own tail, in the row of its query; distinct triples give distinct cells).
+        """
+        distinct, inverse = torch.unique(self.query_key[idx], return_inverse=True)
+        representatives = torch.empty(len(distinct), dtype=torch.long, device=idx.device)
+        representatives.scatter_(0, inverse, self.arange[: len(idx)])  # any row of the query will do
+        weights = torch.bincount(inverse, minlength=len(distinct)).to(torch.get_default_dtype())
+        cols = self.labels.tails[idx]
+        if self.stack == 1:
+            return representatives, weights, torch.zeros_like(inverse), inverse, cols
+        ks = self.slices.repeat_interleave(len(inverse))
+        return representatives, weights, ks, inverse.repeat(self.stack), cols.repeat(self.stack)
 
     def of_batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.one_per_point:
@@ -147,23 +166,31 @@ def train_epochs(
     heads, relations = labels.queries[:, 0].contiguous(), labels.queries[:, 1].contiguous()
     targets = _BatchTargets(labels, stack, batch_size)
     n = len(labels)
+    # 1vsAll data points that share (h, r) in a batch have identical score rows (batch norm sees
+    # the whole batch; every later op is row-wise): score each distinct query once, weight its BCE
+    # terms by its multiplicity.  Same loss and gradients; UMLS batches hold ~63 % distinct queries.
+    dedup = targets.one_per_point and len(generators) == 1 and all(isinstance(fn, BCELoss) for fn in losses)
     model.train()
     bar = tqdm(range(start_epoch + 1, epochs + 1), desc="epochs", disable=not progress, leave=False)
     for epoch in bar:
         orders = [batch_order(n, batch_size, g, device) for g in generators]
         epoch_loss = torch.zeros(stack, dtype=torch.float64, device=device)
         for step in range(len(orders[0])):
+            representatives = weights = None
             if len(generators) == 1:
                 idx = orders[0][step]
                 h, r = heads[idx], relations[idx]
-                ks, rows, cols = targets.shared(idx)
+                if dedup:
+                    representatives, weights, ks, rows, cols = targets.deduplicated(idx)
+                else:
+                    ks, rows, cols = targets.shared(idx)
             else:
                 per_slice = [orders[slot[k]][step] for k in range(stack)]
                 idx = torch.stack(per_slice, dim=1)  # [B, K]
                 h, r = heads[idx], relations[idx]
                 ks, rows, cols = targets.per_slice(per_slice)
-            scores = model.score_all_tails_stacked(h, r)  # [K, B, |E|]
-            total = stacked_losses(losses, scores, ks, rows, cols)  # [K]
+            scores = model.score_all_tails_stacked(h, r, rows=representatives)  # [K, B or distinct, |E|]
+            total = stacked_losses(losses, scores, ks, rows, cols, row_weights=weights)  # [K]
             optimizer.zero_grad(set_to_none=True)
             total.sum().backward()
             optimizer.step()

@@ -207,3 +207,46 @@ def test_stacked_seeds_and_calibrations_together_equal_separate_runs():
     ]
     for spec, together in zip(specs, run(specs, progress=False)):
         assert_same_run(together, run_one(spec, progress=False))
+
+
+# --------------------------------------------------------------------------- 1vsAll deduplication
+
+
+@pytest.mark.parametrize("name", ["distmult", "kd_rel_distmult", "kd_distmult"])
+@pytest.mark.parametrize("alpha", [0.0, 0.2])
+def test_one_vs_all_distinct_query_rows_give_the_same_loss_and_gradients(name, alpha):
+    """Scoring each distinct (h, r) of a 1vsAll batch once, weighted by its multiplicity, equals
+    scoring every data point's row (batch norm still sees the whole batch)."""
+    from kdkge.data import one_vs_all
+    from kdkge.training import _BatchTargets
+
+    gen = torch.Generator().manual_seed(8)
+    triples = torch.stack([torch.randint(6, (40,), generator=gen), torch.randint(3, (40,), generator=gen), torch.randint(9, (40,), generator=gen)], 1)
+    triples = torch.unique(triples, dim=0)  # distinct triples, many shared (h, r)
+    labels = one_vs_all(triples)
+    targets = _BatchTargets(labels, stack=1, batch_size=len(labels))
+    idx = torch.randperm(len(labels), generator=gen)
+    h, r = labels.queries[idx, 0], labels.queries[idx, 1]
+    losses = [BCELoss(alpha)]
+    model = build_model(name, 9, 3, 16).double()
+    model.reset_parameters([2])
+    model.train()
+
+    def loss_and_grads(dedup):
+        model.zero_grad()
+        if dedup:
+            reps, weights, ks, rows, cols = targets.deduplicated(idx)
+            assert len(reps) < len(idx)  # the batch really has repeated queries
+            scores = model.score_all_tails_stacked(h, r, rows=reps)
+            loss = stacked_losses(losses, scores, ks, rows, cols, row_weights=weights.double())
+        else:
+            ks, rows, cols = targets.shared(idx)
+            loss = stacked_losses(losses, model.score_all_tails_stacked(h, r), ks, rows, cols)
+        loss.sum().backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    full_loss, full_grads = loss_and_grads(False)
+    dedup_loss, dedup_grads = loss_and_grads(True)
+    assert torch.allclose(dedup_loss, full_loss, rtol=1e-12)
+    for key in full_grads:
+        assert torch.allclose(dedup_grads[key], full_grads[key], rtol=1e-10, atol=1e-12), key

@@ -112,9 +112,17 @@ class KGEModel(nn.Module):
         raise NotImplementedError
 
     # --- scoring, shared ------------------------------------------------------------------
-    def score_all_tails_stacked(self, h: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-        """Scores of ``(h, r, x)`` for every entity x and every slice: ``[K, B, |E|]``."""
-        q = self.query(h, r).transpose(0, 1)  # [K, B, w]
+    def score_all_tails_stacked(self, h: torch.Tensor, r: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores of ``(h, r, x)`` for every entity x and every slice: ``[K, B, |E|]``.
+
+        ``rows`` (optional) scores only those rows of the batch, ``[K, len(rows), |E|]``, while the
+        queries — and so the batch-norm statistics of training mode — are still computed over the
+        whole batch.  Training uses it to score each distinct ``(h, r)`` of a 1vsAll batch once.
+        """
+        q = self.query(h, r)
+        if rows is not None:
+            q = q.index_select(0, rows)
+        q = q.transpose(0, 1)  # [K, B, w]
         tails = self.tail_embeddings().permute(1, 2, 0)  # [K, w, |E|]
         return torch.bmm(q, tails)
 
