@@ -1,0 +1,485 @@
+"""``python -m kdkge.bench`` (``make bench``): speed figures, measured side by side in one run.
+
+1. Epoch time of kdkge's DistMult (d = 289, UMLS, batch 1024, KvsAll with reciprocals) against
+   PyKEEN 1.11's LCWA DistMult and the paper's own framework dicee, each in its own subprocess
+   (``benchmarks/*_driver.py``; PyKEEN and dicee live in ``.bench-venv``, never in kdkge's deps),
+   the three drivers alternating round by round.
+2. KD-DistMult's closed form (Eq. 9 as ⟨h, r⟩·⟨h∘r, t⟩) against the explicit Kronecker
+   reconstruction, one training step (forward, loss, backward, Adam) at d = 289, 2 500, 10 000.
+3. Five calibration configurations trained stacked as one model against five sequential runs.
+4. Wall time of the full Tables 2–6 sweep on this machine: every configuration group of the sweep
+   is trained for a few epochs by two worker processes with one torch thread each (the sweep's
+   setting), and its 1000-epoch time is extrapolated; the extrapolation is checked on a few
+   configurations trained for 100 epochs.
+
+Every figure is a median over repeats, the compared variants interleaved, so a noisy shared
+machine slows both sides alike.  The figures go to ``results/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import multiprocessing
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+DRIVERS = REPO / "benchmarks"
+BENCH_PYTHON = REPO / ".bench-venv" / "bin" / "python"
+CALIBRATIONS = (("none", None), ("ls", 0.1), ("ls", 0.2), ("lr", 0.1), ("lr", 0.2))
+MODELS = ("distmult", "kd_rel_distmult", "kd_distmult")
+DATASETS = ("umls", "kinship")
+TABLE23_DIM = {"distmult": 289, "kd_rel_distmult": 289, "kd_distmult": 256}
+SIZES = tuple(k * k for k in range(2, 21))  # Tables 5/6: d = 4 … 400 (|Θ| = (|E| + |R| + 6)·d …)
+EPOCHS = 1000
+EVAL_EVERY = 100  # conf/train.yaml's default: evaluate train/valid/test every 100 epochs
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def median(values) -> float:
+    return statistics.median(values)
+
+
+# --------------------------------------------------------------------------------------------
+# machine
+# --------------------------------------------------------------------------------------------
+
+
+def machine_description() -> dict[str, str]:
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu count": str(os.cpu_count()),
+        "torch CPU capability": torch.backends.cpu.get_cpu_capability(),
+    }
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        for line in lscpu.splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("Model name", "Thread(s) per core", "Core(s) per socket", "L2 cache", "L3 cache", "Hypervisor vendor"):
+                info[key.strip()] = value.strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    try:
+        with open("/proc/meminfo") as handle:
+            kb = int(handle.readline().split()[1])
+        info["memory"] = f"{kb / 2**20:.1f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+# --------------------------------------------------------------------------------------------
+# 1. kdkge vs PyKEEN vs dicee
+# --------------------------------------------------------------------------------------------
+
+
+def run_driver(python: Path, script: str, args: list[str], timeout: float = 600) -> dict | None:
+    command = [str(python), str(DRIVERS / script), *args]
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env)
+    except subprocess.TimeoutExpired:
+        log(f"  {script}: timed out after {timeout:.0f} s")
+        return None
+    for line in reversed(done.stdout.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    log(f"  {script} failed (exit {done.returncode}): {done.stderr.strip().splitlines()[-1:]}")
+    return None
+
+
+def frameworks_available() -> dict[str, bool]:
+    if not BENCH_PYTHON.exists():
+        return {"pykeen": False, "dicee": False}
+    found = {}
+    for name in ("pykeen", "dicee"):
+        probe = subprocess.run([str(BENCH_PYTHON), "-c", f"import importlib.util, sys; sys.exit(importlib.util.find_spec('{name}') is None)"])
+        found[name] = probe.returncode == 0
+    return found
+
+
+def bench_frameworks(rounds: int, warmup: int, epochs: int, threads: int) -> dict:
+    available = frameworks_available()
+    data = str(REPO / "data" / "umls")
+    common = ["--warmup", str(warmup), "--epochs", str(epochs), "--threads", str(threads)]
+    drivers = {"kdkge": (Path(sys.executable), "kdkge_driver.py", common)}
+    if available["pykeen"]:
+        drivers["pykeen"] = (BENCH_PYTHON, "pykeen_driver.py", ["--data", data, *common])
+    if available["dicee"]:
+        drivers["dicee"] = (BENCH_PYTHON, "dicee_driver.py", ["--data", data, *common])
+    per_round: dict[str, list[float]] = {name: [] for name in drivers}  # wall seconds per epoch
+    cpu_round: dict[str, list[float]] = {name: [] for name in drivers}  # the driver process's CPU seconds
+    meta: dict[str, dict] = {}
+    for r in range(rounds):
+        for name, (python, script, args) in drivers.items():
+            result = run_driver(python, script, args)
+            if result and result["epoch_seconds"]:
+                per_round[name].append(median(result["epoch_seconds"]))
+                cpu_round[name].append(median(result["epoch_cpu_seconds"]))
+                meta[name] = result
+        log(f"  round {r + 1}/{rounds}: " + ", ".join(f"{n} {v[-1] * 1000:.1f} ms" for n, v in per_round.items() if v))
+    out = {"threads": threads, "rounds": rounds, "warmup": warmup, "epochs": epochs, "missing": [n for n, ok in available.items() if not ok]}
+    for name, values in per_round.items():
+        if values:
+            out[name] = {
+                "epoch_ms": median(values) * 1000,
+                "round_medians_ms": [v * 1000 for v in values],
+                "cpu_epoch_ms": median(cpu_round[name]) * 1000,
+                "framework": meta[name].get("framework", name),
+                "training_instances": meta[name].get("training_instances"),
+            }
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# 2. KD-DistMult closed form vs explicit reconstruction
+# --------------------------------------------------------------------------------------------
+
+
+def bench_kd_closed_form(dims=(289, 2500, 10000), repeats: int = 7, device: str = "cpu") -> list[dict]:
+    from .data import load_dataset, training_labels, with_reciprocals
+    from .losses import BCELoss, stacked_losses
+    from .models import build_model
+    from .training import make_optimizer
+
+    torch_device = torch.device(device)
+    kg = load_dataset("umls")
+    labels = training_labels(with_reciprocals(kg.train, len(kg.relations)), "1vsall")
+    idx = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))[:1024]
+    h, r = (x.to(torch_device) for x in labels.queries[idx].unbind(1))
+    rows, cols = labels.batch_targets(idx)
+    rows, cols = rows.to(torch_device), cols.to(torch_device)
+    ks = torch.zeros_like(rows)
+    results = []
+    for dim in dims:
+        steps = {}
+        for explicit in (False, True):
+            model = build_model("kd_distmult", kg.num_entities, kg.num_relations, dim, explicit=explicit)
+            model.reset_parameters([1])
+            model.to(torch_device).train()
+            optimizer = make_optimizer(model.parameters(), 0.01, torch_device)
+
+            def step(model=model, optimizer=optimizer):
+                scores = model.score_all_tails_stacked(h, r)
+                loss = stacked_losses([BCELoss()], scores, ks, rows, cols)
+                optimizer.zero_grad(set_to_none=True)
+                loss.sum().backward()
+                optimizer.step()
+                if torch_device.type == "cuda":
+                    torch.cuda.synchronize()
+
+            step()  # warm-up
+            steps[explicit] = step
+        times = {False: [], True: []}
+        for _ in range(repeats):
+            for explicit, step in steps.items():
+                inner = 1 if explicit and dim >= 2500 else 5
+                started = time.process_time()
+                for _ in range(inner):
+                    step()
+                times[explicit].append((time.process_time() - started) / inner)
+        closed, explicit = median(times[False]), median(times[True])
+        results.append({"dim": dim, "closed_ms": closed * 1000, "explicit_ms": explicit * 1000, "speedup": explicit / closed})
+        log(f"  d={dim}: closed form {closed * 1000:.2f} ms, explicit {explicit * 1000:.1f} ms per step → {explicit / closed:.0f}×")
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# 3. stacked vs sequential
+# --------------------------------------------------------------------------------------------
+
+
+def calibration_specs(model: str, dataset: str, dim: int, epochs: int, **extra):
+    from .experiment import RunSpec
+
+    return [RunSpec(dataset=dataset, model=model, dim=dim, epochs=epochs, calibration=c, alpha=a, **extra) for c, a in CALIBRATIONS]
+
+
+def bench_stacked(epochs: int, repeats: int, device: str = "cpu") -> list[dict]:
+    from .experiment import run
+
+    results = []
+    for model in MODELS:
+        specs = calibration_specs(model, "umls", TABLE23_DIM[model], epochs)
+        times = {"stacked": [], "sequential": []}
+        for _ in range(repeats):
+            clock = time.perf_counter if device != "cpu" else time.process_time
+            started = clock()
+            run(specs, device=device, progress=False)
+            times["stacked"].append(clock() - started)
+            started = clock()
+            for spec in specs:
+                run([spec], device=device, progress=False)
+            times["sequential"].append(clock() - started)
+        stacked, sequential = median(times["stacked"]), median(times["sequential"])
+        results.append({"model": model, "dim": TABLE23_DIM[model], "stacked_s": stacked, "sequential_s": sequential, "speedup": sequential / stacked})
+        log(f"  {model} d={TABLE23_DIM[model]}: stacked {stacked:.2f} s, sequential {sequential:.2f} s → {sequential / stacked:.2f}×")
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# 4. the Tables 2-6 sweep
+# --------------------------------------------------------------------------------------------
+
+
+def sweep_groups() -> list[list]:
+    """Every run behind Tables 2–6, as groups that train stacked (one group = one process job).
+
+    * Tables 5/6 (and Table 2's rows): 3 models × 2 datasets × 19 sizes d = 2² … 20², clean data;
+      at Table 2/3's sizes (289, 289, 256) the run is stacked with its four calibrated variants
+      (LS α = .1, .2; LR α = .1, .2) of Table 3.
+    * Table 4: the same 3 × 2 × 19 with 10 % noise (the paper prints the 11 largest sizes).
+    """
+    from .experiment import RunSpec
+
+    groups = []
+    for noise in (0.0, 0.1):
+        for dataset in DATASETS:
+            for model in MODELS:
+                for dim in SIZES:
+                    if noise == 0 and dim == TABLE23_DIM[model]:
+                        groups.append(calibration_specs(model, dataset, dim, EPOCHS))
+                    else:
+                        groups.append([RunSpec(dataset=dataset, model=model, dim=dim, epochs=EPOCHS, noise_ratio=noise)])
+    return groups
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def time_group(task) -> dict:
+    """Set-up, epoch and evaluation times of a job trained for a few epochs, in CPU seconds.
+
+    CPU time of the (single-threaded) worker is what the job costs a core of its own; wall time
+    on this shared machine also counts other tenants' load, so it is recorded but not used.
+    Epochs ``1 … n`` with an evaluation after epoch 2 and the last: the first epoch is a warm-up,
+    the others give the epoch time; set-up = time to the end of epoch 1 minus one epoch.
+    """
+    specs, epochs = task
+    from .experiment import run
+
+    short = [dataclasses.replace(s, epochs=epochs) for s in specs]
+    marks: list[tuple[str, float, float]] = []
+
+    def mark(kind):
+        marks.append((kind, time.process_time(), time.perf_counter()))
+
+    mark("start")
+    run(short, progress=False, eval_every=2, on_epoch=lambda e, l: mark("epoch"), on_eval=lambda e, m: mark("eval"))
+    out = {"specs": [dataclasses.asdict(s) for s in specs]}
+    for clock, suffix in ((1, ""), (2, "_wall")):
+        epoch_times, eval_times = [], []
+        for (kind_a, *a), (kind_b, *b) in zip(marks[1:], marks[2:]):
+            if kind_b == "epoch":
+                epoch_times.append(b[clock - 1] - a[clock - 1])
+            elif kind_b == "eval":
+                eval_times.append(b[clock - 1] - a[clock - 1])
+        epoch = median(epoch_times)
+        out["epoch_s" + suffix] = epoch
+        out["eval_s" + suffix] = median(eval_times)
+        out["setup_s" + suffix] = max(0.0, marks[1][clock] - marks[0][clock] - epoch)
+    return out
+
+
+def estimated_seconds(timing: dict, epochs: int = EPOCHS, eval_every: int = EVAL_EVERY) -> float:
+    """One group's run time: set-up and final evaluation + epochs + intermediate evaluations."""
+    intermediate = max(0, math.ceil(epochs / eval_every) - 1) if eval_every else 0
+    return timing["setup_s"] + epochs * timing["epoch_s"] + intermediate * timing["eval_s"]
+
+
+def schedule(durations: list[float], workers: int) -> float:
+    """Wall time of the longest-first schedule of ``durations`` on ``workers`` workers."""
+    loads = [0.0] * workers
+    for d in sorted(durations, reverse=True):
+        loads[loads.index(min(loads))] += d
+    return max(loads)
+
+
+def bench_sweep(epochs: int, workers: int, threads: int, check_epochs: int) -> dict:
+    groups = sweep_groups()
+    runs = sum(len(g) for g in groups)
+    log(f"  {runs} runs in {len(groups)} jobs; timing each job for {epochs} epochs with {workers} workers × {threads} thread")
+    context = multiprocessing.get_context("spawn")
+    started = time.perf_counter()
+    with context.Pool(workers, initializer=_init_worker, initargs=(threads,)) as pool:
+        # longest jobs first so the two workers stay busy together (contention as in the real sweep)
+        order = sorted(range(len(groups)), key=lambda i: -len(groups[i]) * groups[i][0].dim)
+        timed = pool.map(time_group, [(groups[i], epochs) for i in order], chunksize=1)
+        sample_seconds = time.perf_counter() - started
+        timings = [None] * len(groups)
+        for i, t in zip(order, timed):
+            timings[i] = t
+        # check the extrapolation: a few jobs for check_epochs epochs, measured vs predicted
+        checks = []
+        if check_epochs:
+            picks = [g for g in groups if len(g) == 1 and g[0].noise_ratio == 0 and g[0].dataset == "umls" and g[0].dim in (100, 400)]
+            jobs = [[dataclasses.replace(s, epochs=check_epochs) for s in g] for g in picks]
+            measured = pool.map(_measure_run, jobs, chunksize=1)
+            for g, seconds in zip(picks, measured):
+                predicted = estimated_seconds(timings[groups.index(g)], check_epochs)
+                checks.append({"model": g[0].model, "dim": g[0].dim, "epochs": check_epochs, "measured_s": seconds, "predicted_s": predicted})
+    per_job = [estimated_seconds(t) for t in timings]
+    total = sum(per_job)
+    wall = schedule(per_job, workers)
+    by_model: dict[str, float] = {}
+    for g, seconds in zip(groups, per_job):
+        key = f"{g[0].model} {g[0].dataset}"
+        by_model[key] = by_model.get(key, 0.0) + seconds
+    largest = max(range(len(groups)), key=lambda i: per_job[i])
+    return {
+        "runs": runs, "jobs": len(groups), "workers": workers, "threads": threads, "sample_epochs": epochs,
+        "sample_wall_s": sample_seconds, "total_job_s": total, "estimated_wall_s": wall,
+        "by_model_dataset_s": by_model, "checks": checks,
+        "wall_clock_estimated_wall_s": schedule([estimated_seconds({k[:-5]: v for k, v in t.items() if k.endswith("_wall")}) for t in timings], workers),
+        "largest_job": {"spec": timings[largest]["specs"][0], "stack": len(groups[largest]), "seconds": per_job[largest]},
+        "timings": timings,
+    }
+
+
+def _measure_run(specs) -> float:
+    """CPU seconds of a whole run (set-up, training, evaluations)."""
+    from .experiment import run
+
+    started = time.process_time()
+    run(specs, progress=False, eval_every=EVAL_EVERY)
+    return time.process_time() - started
+
+
+# --------------------------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------------------------
+
+
+def fmt_s(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 120 else f"{seconds:.1f} s"
+
+
+def write_report(path: Path, command: str, machine: dict, results: dict, elapsed: float) -> str:
+    lines = ["# Benchmarks", "", f"Command: `{command}` — took {fmt_s(elapsed)}; written {time.strftime('%Y-%m-%d %H:%M %Z')}.", ""]
+    lines += ["## Machine", ""] + [f"- {k}: {v}" for k, v in machine.items()] + [""]
+    lines += ["All figures are medians over repeats with the compared variants interleaved (the machine is shared and noisy).", ""]
+    fw = results.get("frameworks")
+    if fw:
+        lines += ["## 1. Epoch time: kdkge vs PyKEEN vs dicee", "",
+                  f"DistMult, d = 289, UMLS, batch 1024, Adam lr 0.01, KvsAll / LCWA with reciprocal relations, "
+                  f"{fw['threads']} torch thread each, {fw['rounds']} rounds × {fw['epochs']} timed epochs after {fw['warmup']} warm-up epochs, "
+                  "each framework in its own process (`benchmarks/*_driver.py`).", "",
+                  "Epoch time is wall-clock time, the drivers alternating round by round; the process CPU time is in the last "
+                  "column (it leaves out waiting for a core on this shared machine, and anything done outside the process).", "",
+                  "| framework | training instances | epoch time | kdkge is faster by | CPU time per epoch (ratio) |", "| --- | --- | --- | --- | --- |"]
+        ours = fw["kdkge"]["epoch_ms"]
+        for name in ("kdkge", "pykeen", "dicee"):
+            if name in fw:
+                entry = fw[name]
+                ratio = "—" if name == "kdkge" else f"**{entry['epoch_ms'] / ours:.1f}×**"
+                cpu_ratio = "" if name == "kdkge" else f" ({entry['cpu_epoch_ms'] / fw['kdkge']['cpu_epoch_ms']:.1f}×)"
+                lines.append(f"| {entry['framework']} | {entry['training_instances']} | {entry['epoch_ms']:.1f} ms | {ratio} | {entry['cpu_epoch_ms']:.1f} ms{cpu_ratio} |")
+        for name in fw.get("missing", []):
+            lines.append(f"| {name} | — | not installed in .bench-venv | — |")
+        lines.append("")
+    kd = results.get("kd_closed_form")
+    if kd:
+        lines += ["## 2. KD-DistMult: closed form vs explicit Kronecker reconstruction", "",
+                  "One training step (forward over all 135 tails, BCE, backward, Adam) on a UMLS 1vsAll batch of 1024; CPU time.", "",
+                  "| d | closed form ⟨h,r⟩·⟨h∘r,t⟩ | explicit Σᵢ R((h⊗h)∘(r⊗r))ᵢ·t | speed-up |", "| --- | --- | --- | --- |"]
+        for e in kd:
+            lines.append(f"| {e['dim']:,} | {e['closed_ms']:.2f} ms | {e['explicit_ms']:.1f} ms | **{e['speedup']:.0f}×** |")
+        lines.append("")
+    st = results.get("stacked")
+    if st:
+        ep = results["stacked_epochs"]
+        lines += ["## 3. Stacked (5 calibrations at once) vs 5 sequential runs", "",
+                  f"UMLS, 1vsAll, {ep} epochs + set-up + final evaluation of train/valid/test, one process, CPU time; "
+                  "none, LS α=.1/.2, LR α=.1/.2.", "",
+                  "| model | d | stacked | 5 sequential | speed-up |", "| --- | --- | --- | --- | --- |"]
+        for e in st:
+            lines.append(f"| {e['model']} | {e['dim']} | {e['stacked_s']:.2f} s | {e['sequential_s']:.2f} s | **{e['speedup']:.2f}×** |")
+        lines.append("")
+    sw = results.get("sweep")
+    if sw:
+        lines += ["## 4. The full Tables 2–6 sweep", "",
+                  f"{sw['runs']} runs of {EPOCHS} epochs (evaluation every {EVAL_EVERY}) in {sw['jobs']} jobs (the 5 calibrations of a "
+                  "Table 2/3 configuration are one stacked job): 3 models × 2 datasets × 19 sizes d = 4…400, clean and 10 % noise, "
+                  "plus LS/LR α ∈ {.1, .2} at Table 3's sizes.", "",
+                  f"Every job was trained for {sw['sample_epochs']} epochs by {sw['workers']} worker processes × {sw['threads']} torch thread "
+                  f"(the sweep's setting; {fmt_s(sw['sample_wall_s'])} wall); its time is set-up + final evaluation + "
+                  f"{EPOCHS} × median epoch (epoch 1 is a warm-up) + intermediate evaluations, in CPU seconds of the single-threaded "
+                  "worker: what the job costs on a core of its own.  (Wall-clock time on this shared machine also counts other tenants' "
+                  f"load: extrapolated from wall clock, the sweep would take {fmt_s(sw['wall_clock_estimated_wall_s'])} under the load seen during this benchmark.)", "",
+                  f"- Σ job time: **{fmt_s(sw['total_job_s'])}**",
+                  f"- estimated wall time with {sw['workers']} parallel jobs (longest first): **{fmt_s(sw['estimated_wall_s'])}** "
+                  f"({'meets' if sw['estimated_wall_s'] <= 3600 else 'misses'} the one-hour bar)",
+                  f"- longest job: {sw['largest_job']['spec']['model']} d={sw['largest_job']['spec']['dim']} on "
+                  f"{sw['largest_job']['spec']['dataset']} (stack {sw['largest_job']['stack']}): {fmt_s(sw['largest_job']['seconds'])}", "",
+                  "| model, dataset | Σ job time |", "| --- | --- |"]
+        for key, seconds in sorted(sw["by_model_dataset_s"].items(), key=lambda kv: -kv[1]):
+            lines.append(f"| {key} | {fmt_s(seconds)} |")
+        if sw["checks"]:
+            lines += ["", "Extrapolation check: whole runs of a few jobs, CPU seconds (measured while the other worker ran its own check):", "",
+                      "| job | epochs | measured | predicted |", "| --- | --- | --- | --- |"]
+            for c in sw["checks"]:
+                lines.append(f"| {c['model']} d={c['dim']} UMLS | {c['epochs']} | {c['measured_s']:.1f} s | {c['predicted_s']:.1f} s |")
+        lines.append("")
+    text = "\n".join(lines)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + "\n")
+    (path.with_suffix(".json")).write_text(json.dumps({"machine": machine, "command": command, **results}, indent=1, default=str) + "\n")
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m kdkge.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="*", choices=["frameworks", "kd", "stacked", "sweep"], help="run only these parts")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and epochs (a smoke test, not for quoting)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for parts 1–3 (default 1)")
+    parser.add_argument("--device", default="cpu", help="device for parts 2 and 3 (cpu, cuda, auto)")
+    parser.add_argument("--out", default=str(REPO / "results" / "benchmarks.md"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    parts = set(args.only or ["frameworks", "kd", "stacked", "sweep"])
+    command = "python -m kdkge.bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    quick = args.quick
+    started = time.perf_counter()
+    machine = machine_description()
+    log("machine: " + "; ".join(f"{k}={v}" for k, v in machine.items()))
+    results: dict = {}
+    if "frameworks" in parts:
+        log("[1/4] epoch time: kdkge vs PyKEEN vs dicee (DistMult d=289, UMLS, KvsAll)")
+        results["frameworks"] = bench_frameworks(rounds=2 if quick else 5, warmup=1 if quick else 2, epochs=2 if quick else 5, threads=args.threads)
+    if "kd" in parts:
+        log("[2/4] KD-DistMult closed form vs explicit reconstruction (one training step)")
+        results["kd_closed_form"] = bench_kd_closed_form(repeats=3 if quick else 7, device=args.device)
+    if "stacked" in parts:
+        log("[3/4] 5 calibrations stacked vs 5 sequential runs")
+        results["stacked_epochs"] = 2 if quick else 10
+        results["stacked"] = bench_stacked(results["stacked_epochs"], repeats=1 if quick else 3, device=args.device)
+    if "sweep" in parts:
+        log("[4/4] Tables 2-6 sweep: time every job for a few epochs, extrapolate to 1000 epochs")
+        results["sweep"] = bench_sweep(epochs=3, workers=2, threads=1, check_epochs=0 if quick else 100)
+    elapsed = time.perf_counter() - started
+    text = write_report(Path(args.out), command.strip(), machine, results, elapsed)
+    print()
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
