@@ -24,12 +24,10 @@ import torch
 
 from .data import KnowledgeGraph, add_noise, load_dataset, training_labels, with_reciprocals
 from .evaluation import RankingTask, evaluate_stacked, ranking_task
-from .kronecker import exact_sqrt
 from .losses import build_loss
 from .models import available_models, build_model
 from .training import resolve_device, train_epochs
 
-KRONECKER_MODELS = {"kd_rel_distmult", "kd_distmult"}
 SPLIT_NAMES = ("train", "valid", "test")
 
 
@@ -57,8 +55,7 @@ class RunSpec:
             raise ValueError(f"unknown model {self.model!r}: available models are {', '.join(available_models())}")
         if not isinstance(self.dim, int) or isinstance(self.dim, bool) or self.dim <= 0:
             raise ValueError(f"dim={self.dim!r} must be a positive integer embedding size")
-        if self.model in KRONECKER_MODELS:
-            exact_sqrt(self.dim, f"{self.model} embedding size")
+        build_model(self.model, 2, 2, self.dim, **self.model_options)  # e.g. Kronecker models need a square d
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0 and not (name == "epochs" and value == 0):
