@@ -90,6 +90,14 @@ class RunResult:
     model: torch.nn.Module  # the trained (unstacked) model, in eval mode
     kg: KnowledgeGraph
     seconds: float  # wall time of the stacked group this run belonged to
+    last_epoch: int = 0  # the last trained epoch (< spec.epochs after early stopping)
+    best_epoch: int | None = None  # epoch of the best validation MRR (model selection), if tracked
+    best_metrics: dict[str, dict[str, float]] | None = None  # metrics of the best-validation model
+    best_model: torch.nn.Module | None = None  # the best-validation model, if tracked
+
+
+class _EarlyStop(Exception):
+    pass
 
 
 def prepare_data(spec: RunSpec) -> KnowledgeGraph:
@@ -135,6 +143,8 @@ def run(
     checkpoint: str | Path | None = None,
     checkpoint_every: int = 0,
     resume: bool = False,
+    select_best: bool = False,
+    patience: int = 0,
 ) -> list[RunResult]:
     """Train and evaluate ``specs`` (all with one :meth:`RunSpec.stack_key`) as one stacked model.
 
@@ -146,6 +156,13 @@ def run(
     statistics, Adam moments, batch-order generators, loss history) is written atomically every N
     epochs; ``resume=True`` continues from that file, reaching the same final metrics as an
     uninterrupted run.  A checkpoint of other specs is an error, never silently reused.
+
+    Model selection: with ``select_best`` every evaluation (every ``eval_every`` epochs and the
+    last) tracks each configuration's best validation MRR (never test) and keeps that model;
+    results then carry ``best_epoch``, ``best_metrics`` and ``best_model`` beside the final-epoch
+    ones (the paper's protocol).  ``patience = P > 0`` stops training after P evaluations without
+    a better validation MRR (single configurations only: in a stack one configuration's stop
+    would change the others' schedules).
     """
     if not specs:
         return []
@@ -165,18 +182,44 @@ def run(
     tasks = evaluation_tasks(kg, eval_splits)
     history: list[list[float]] = []
 
+    if patience and len(specs) > 1:
+        raise ValueError("early stopping (patience > 0) trains one configuration at a time: do not stack it")
+    if (select_best or patience) and ("valid" not in tasks or not eval_every):
+        raise ValueError("model selection needs the valid split and eval_every > 0")
+    best = [{"mrr": -1.0, "epoch": None, "state": None, "waited": 0} for _ in specs]
+    last_epoch = [0]  # mutable cell for the callbacks
+
     def evaluate_all() -> list[dict[str, dict[str, float]]]:
         per_split = {split: evaluate_stacked(model, task, eval_batch_size) for split, task in tasks.items()}
         return [{split: per_split[split][k] for split in tasks} for k in range(len(specs))]
 
+    def track_best(epoch, metrics) -> bool:
+        """Update the best-validation models; True when patience has run out."""
+        for k, tracked in enumerate(best):
+            mrr = metrics[k]["valid"]["mrr"]
+            if mrr > tracked["mrr"]:
+                tracked.update(mrr=mrr, epoch=epoch, waited=0)
+                tracked["state"] = {key: v.detach().clone() for key, v in unstack(model, k).state_dict().items()}
+            else:
+                tracked["waited"] += 1
+        return bool(patience) and all(t["waited"] >= patience for t in best)
+
     def epoch_end(epoch, mean_losses, optimizer, generators):
         history.append(mean_losses)
+        last_epoch[0] = epoch
         if on_epoch is not None:
             on_epoch(epoch, mean_losses)
-        if eval_every and epoch % eval_every == 0 and epoch != base.epochs and on_eval is not None:
-            on_eval(epoch, evaluate_all())
+        stop = False
+        if eval_every and epoch % eval_every == 0 and epoch != base.epochs and (on_eval is not None or select_best or patience):
+            metrics = evaluate_all()
+            if on_eval is not None:
+                on_eval(epoch, metrics)
+            if select_best or patience:
+                stop = track_best(epoch, metrics)
         if extra_epoch_hook is not None:
             extra_epoch_hook(epoch, model, optimizer, generators)
+        if stop:
+            raise _EarlyStop
 
     spec_dicts = [dataclasses.asdict(s) for s in specs]
     start_epoch, optimizer, generators = 0, None, None
@@ -190,6 +233,8 @@ def run(
         generators = [torch.Generator().set_state(g) for g in state["generators"]]
         history.extend(state["history"])
         start_epoch = state["epoch"]
+        for tracked, saved in zip(best, state.get("best", [])):
+            tracked.update(saved)
 
     def save_training_state(epoch, optimizer_, generators_):
         path = Path(checkpoint)
@@ -199,7 +244,7 @@ def run(
             {
                 "specs": spec_dicts, "epoch": epoch, "model": model.state_dict(),
                 "optimizer": optimizer_.state_dict(), "generators": [g.get_state() for g in generators_],
-                "history": history,
+                "history": history, "best": best,
             },
             tmp,
         )
@@ -211,26 +256,37 @@ def run(
             save_training_state(epoch, optimizer_, generators_)
 
     started = time.perf_counter()
-    train_epochs(
-        model, labels, losses,
-        epochs=base.epochs, batch_size=base.batch_size, lr=base.lr,
-        seeds=[s.seed for s in specs], device=torch_device,
-        start_epoch=start_epoch, optimizer=optimizer, generators=generators,
-        on_epoch_end=epoch_end_with_checkpoint, progress=progress,
-    )
+    last_epoch[0] = start_epoch
+    try:
+        train_epochs(
+            model, labels, losses,
+            epochs=base.epochs, batch_size=base.batch_size, lr=base.lr,
+            seeds=[s.seed for s in specs], device=torch_device,
+            start_epoch=start_epoch, optimizer=optimizer, generators=generators,
+            on_epoch_end=epoch_end_with_checkpoint, progress=progress,
+        )
+    except _EarlyStop:
+        pass
     final = evaluate_all()
     if on_eval is not None:
-        on_eval(base.epochs, final)
+        on_eval(last_epoch[0], final)
+    if select_best or patience:
+        track_best(last_epoch[0], final)
     seconds = time.perf_counter() - started
     results = []
     for k, spec in enumerate(specs):
         single = unstack(model, k).eval()
-        results.append(
-            RunResult(
-                spec=spec, metrics=final[k], num_parameters=single.num_parameters,
-                losses=[h[k] for h in history], model=single, kg=kg, seconds=seconds,
-            )
+        result = RunResult(
+            spec=spec, metrics=final[k], num_parameters=single.num_parameters,
+            losses=[h[k] for h in history], model=single, kg=kg, seconds=seconds, last_epoch=last_epoch[0],
         )
+        if select_best or patience:
+            chosen = build_model(base.model, kg.num_entities, kg.num_relations, base.dim, **base.model_options).to(torch_device)
+            chosen.load_state_dict(best[k]["state"])
+            chosen.eval()
+            result.best_epoch, result.best_model = best[k]["epoch"], chosen
+            result.best_metrics = {split: evaluate_stacked(chosen, task, eval_batch_size)[0] for split, task in tasks.items()}
+        results.append(result)
     return results
 
 

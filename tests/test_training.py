@@ -146,3 +146,26 @@ def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path):
     run([RunSpec(model="distmult", dim=4, **FAST)], progress=False, checkpoint=path, checkpoint_every=1)
     with pytest.raises(ValueError, match="belongs to other settings"):
         run([RunSpec(model="distmult", dim=9, **FAST)], progress=False, checkpoint=path, checkpoint_every=1, resume=True)
+
+
+def test_model_selection_keeps_the_best_validation_model():
+    spec = RunSpec(model="distmult", dim=16, dataset="nations", epochs=40, batch_size=256)
+    result = run([spec], progress=False, eval_every=5, select_best=True)[0]
+    assert result.best_epoch is not None and result.best_epoch % 5 == 0
+    assert result.best_metrics["valid"]["mrr"] >= result.metrics["valid"]["mrr"]
+    from kdkge.evaluation import evaluate
+    from kdkge.experiment import evaluation_tasks
+
+    again = evaluate(result.best_model, evaluation_tasks(result.kg, ("valid",))["valid"])
+    assert again["mrr"] == pytest.approx(result.best_metrics["valid"]["mrr"])
+    plain = run_one(spec, progress=False)
+    assert plain.metrics == result.metrics  # tracking the best does not change training
+
+
+def test_early_stopping_with_patience():
+    spec = RunSpec(model="distmult", dim=16, dataset="nations", epochs=400, batch_size=256)
+    result = run([spec], progress=False, eval_every=5, patience=2)[0]
+    assert result.last_epoch < 400
+    assert result.last_epoch - result.best_epoch >= 10  # two evaluations without improvement
+    with pytest.raises(ValueError, match="do not stack it"):
+        run([spec, dataclasses.replace(spec, calibration="ls", alpha=0.1)], progress=False, eval_every=5, patience=2)
