@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,7 @@ NON_SEMANTIC_KEYS: tuple[str, ...] = (
     "progress",
     "tracking",
     "sweep_id",
+    "stack",
 )
 
 #: Package versions recorded as ``version.<name>`` tags.
@@ -431,13 +432,18 @@ def _finished_metrics(tracker: Tracker, run_id: str) -> dict[str, float]:
 # --------------------------------------------------------------------------- #
 
 
-def train(cfg: DictConfig, *, overrides: str | None = None, tracker: Tracker | None = None) -> dict[str, float]:
+def train(cfg: DictConfig, *, overrides: str | None = None, tracker: Tracker | None = None,
+          tags: Mapping[str, str] | None = None,
+          on_eval: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, float]:
     """Train, evaluate and record one run of the composed config ``cfg``; return its metrics.
 
     The result maps :mod:`kdkge.schema` metric names (``test_mrr``, ``valid_hits_10``, ...,
     ``num_parameters``, ``wall_time_s``, ``epochs_per_s``) to values.  ``overrides`` is the
     override string for the ``overrides`` tag (default: Hydra's, when Hydra runs); ``tracker``
-    replaces the one built from ``cfg.tracking`` (tests, drivers).
+    replaces the one built from ``cfg.tracking`` (tests, drivers); ``tags`` are added to the
+    run's tags (e.g. an Optuna study name); ``on_eval(epoch, flat_metrics)`` is called after every
+    evaluation (every ``eval_every`` epochs and at the end) — an exception it raises (e.g.
+    ``optuna.TrialPruned``) ends the run as FAILED with that error.
     """
     spec, stored_dim = validate(cfg)
     if cfg.threads:
@@ -456,7 +462,7 @@ def train(cfg: DictConfig, *, overrides: str | None = None, tracker: Tracker | N
             print("\n".join(ui_hint(tracker, done)))
             return metrics
 
-    tags = run_tags(cfg, spec, stored_dim, digest, hydra_overrides() if overrides is None else overrides)
+    tags = {**run_tags(cfg, spec, stored_dim, digest, hydra_overrides() if overrides is None else overrides), **(tags or {})}
     params = OmegaConf.to_container(cfg, resolve=True)
     with tracker.run(name, tags=tags, params=params) as run_id, tempfile.TemporaryDirectory(prefix="kdkge-") as tmp:
         tmp = Path(tmp)
@@ -464,6 +470,12 @@ def train(cfg: DictConfig, *, overrides: str | None = None, tracker: Tracker | N
         config_file.write_text(OmegaConf.to_yaml(cfg, resolve=True))
         tracker.log_artifact(config_file)
         log_ = _MetricLog(tracker, int(cfg.tracking.log_every), spec.epochs)
+
+        def eval_hook(epoch: int, metrics: list[dict[str, dict[str, float]]]) -> None:
+            log_.on_eval(epoch, metrics)
+            if on_eval is not None:
+                on_eval(epoch, flat_metrics(metrics[0]))
+
         try:
             started = time.perf_counter()
             [result] = run(
@@ -472,7 +484,7 @@ def train(cfg: DictConfig, *, overrides: str | None = None, tracker: Tracker | N
                 eval_every=int(cfg.eval_every),
                 progress=bool(cfg.progress),
                 on_epoch=log_.on_epoch,
-                on_eval=log_.on_eval,
+                on_eval=eval_hook,
             )
             wall = time.perf_counter() - started
             log_.flush()
@@ -513,6 +525,130 @@ def _record_failure(tracker: Tracker, log_: _MetricLog, tmp: Path, exc: BaseExce
 
 
 # --------------------------------------------------------------------------- #
+# Stacked runs: several configurations, one batched model, one MLflow run each
+# --------------------------------------------------------------------------- #
+
+#: Settings that must agree within a stacked group besides :meth:`RunSpec.stack_key` (they
+#: belong to the shared training loop or to the shared store).
+STACK_SHARED_KEYS = ("device", "eval_every", "progress", "threads", "checkpoint", "tracking.log_every")
+
+
+def train_group(cfgs: Sequence[DictConfig], *, overrides: Sequence[str] | None = None,
+                trackers: Sequence[Tracker] | None = None) -> list[dict[str, float]]:
+    """Train several configurations as one stacked model; record each as its own MLflow run.
+
+    The configurations must share :meth:`kdkge.experiment.RunSpec.stack_key` (they may differ in
+    calibration, α and — on clean data — seed) and :data:`STACK_SHARED_KEYS`.  Each keeps
+    everything :func:`train` gives a run: its own params, tags (its own ``config_hash``,
+    ``overrides``), per-epoch loss, rank metrics, plot and checkpoint, plus the tags
+    ``stack_size`` and ``stack_id``; ``wall_time_s`` and ``epochs_per_s`` are the group's.
+    Results are identical to training each configuration alone with :func:`train`.
+    A configuration with a FINISHED run of the same config hash is skipped (unless
+    ``force=true``), the rest are stacked; with one left it is simply :func:`train`.
+    Returns each configuration's metrics in the order given.  An error fails every run of the
+    group (FAILED, or KILLED on Ctrl-C) and is raised.
+    """
+    cfgs = list(cfgs)
+    n = len(cfgs)
+    overrides = list(overrides) if overrides is not None else [hydra_overrides()] * n
+    trackers = list(trackers) if trackers is not None else [make_tracker(c) for c in cfgs]
+    if not (len(overrides) == len(trackers) == n):
+        raise ValueError("train_group: cfgs, overrides and trackers must have the same length")
+    if n == 1:
+        return [train(cfgs[0], overrides=overrides[0], tracker=trackers[0])]
+    checked = [validate(c) for c in cfgs]
+    specs = [spec for spec, _ in checked]
+    if len({s.stack_key() for s in specs}) != 1:
+        raise ConfigError("train_group: the configurations differ in more than calibration, alpha and (clean data) seed")
+    for key in STACK_SHARED_KEYS:
+        if len({str(OmegaConf.select(c, key)) for c in cfgs}) != 1:
+            raise ConfigError(f"train_group: the configurations must agree on {key}")
+    digests = [config_hash(c) for c in cfgs]
+    names = [c.tracking.run_name or default_run_name(c) for c in cfgs]
+    results: list[dict[str, float] | None] = [None] * n
+    todo = []
+    for i, cfg in enumerate(cfgs):
+        done = None if cfg.force else getattr(trackers[i], "finished_run_with_hash", lambda _: None)(digests[i])
+        if done:
+            results[i] = _finished_metrics(trackers[i], done)
+            print(f"skip {names[i]}: MLflow already holds FINISHED run {done} with config hash {digests[i][:12]} (force=true re-runs)")
+        elif digests[i] in {digests[j] for j in todo}:
+            raise ConfigError(f"train_group: {names[i]} is listed twice (same config hash)")
+        else:
+            todo.append(i)
+    if len(todo) == 1:
+        i = todo[0]
+        results[i] = train(cfgs[i], overrides=overrides[i], tracker=trackers[i])
+    if len(todo) > 1:
+        for i, metrics in zip(todo, _train_stacked([cfgs[i] for i in todo], [specs[i] for i in todo],
+                                                   [checked[i][1] for i in todo], [digests[i] for i in todo],
+                                                   [names[i] for i in todo], [overrides[i] for i in todo],
+                                                   [trackers[i] for i in todo])):
+            results[i] = metrics
+    return results  # type: ignore[return-value]
+
+
+def _train_stacked(cfgs, specs, stored_dims, digests, names, overrides, trackers) -> list[dict[str, float]]:
+    import contextlib
+
+    first = cfgs[0]
+    if first.threads:
+        torch.set_num_threads(int(first.threads))
+    k = len(cfgs)
+    stack_id = _hash_params({"members": sorted(digests)})[:12]
+    with contextlib.ExitStack() as stack:
+        run_ids, logs, tmps = [], [], []
+        for cfg, spec, stored, digest, name, ovr, tracker in zip(cfgs, specs, stored_dims, digests, names, overrides, trackers):
+            tags = {**run_tags(cfg, spec, stored, digest, ovr), "stack_size": str(k), "stack_id": stack_id}
+            run_ids.append(stack.enter_context(tracker.run(name, tags=tags, params=OmegaConf.to_container(cfg, resolve=True))))
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kdkge-")))
+            tmps.append(tmp)
+            (tmp / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+            tracker.log_artifact(tmp / "config.yaml")
+            logs.append(_MetricLog(tracker, int(cfg.tracking.log_every), spec.epochs))
+        try:
+            started = time.perf_counter()
+            outcome = run(
+                list(specs),
+                device=str(first.device),
+                eval_every=int(first.eval_every),
+                progress=bool(first.progress),
+                on_epoch=lambda epoch, losses: [lg.on_epoch(epoch, [losses[j]]) for j, lg in enumerate(logs)],
+                on_eval=lambda epoch, metrics: [lg.on_eval(epoch, [metrics[j]]) for j, lg in enumerate(logs)],
+            )
+            wall = time.perf_counter() - started
+            all_metrics = []
+            for cfg, name, tracker, lg, tmp, result in zip(cfgs, names, trackers, logs, tmps, outcome):
+                lg.flush()
+                metrics = flat_metrics(result.metrics)
+                metrics["num_parameters"] = float(result.num_parameters)
+                metrics["wall_time_s"] = wall
+                speed = lg.epochs_per_s()
+                if speed is not None:
+                    metrics["epochs_per_s"] = speed
+                tracker.log_metrics({key: metrics[key] for key in ("num_parameters", "wall_time_s", "epochs_per_s") if key in metrics},
+                                    step=result.spec.epochs)
+                fig = learning_curve(lg.losses, lg.valid_mrr, f"{name} (test MRR {metrics['test_mrr']:.3f})")
+                tracker.log_figure(fig, "plots/learning_curve.png")
+                if cfg.checkpoint and not isinstance(tracker, NullTracker):
+                    tracker.log_artifact(save_checkpoint(result, tmp / "model.pt"), "checkpoint")
+                all_metrics.append(metrics)
+        except BaseException as exc:
+            for tracker, lg, tmp in zip(trackers, logs, tmps):
+                _record_failure(tracker, lg, tmp, exc)
+            raise
+
+    spec = specs[0]
+    print(f"\nstacked {k} runs: {spec.model} on {dataset_name(first)}, d={spec.dim}, {spec.epochs} epoch"
+          f"{'' if spec.epochs == 1 else 's'}, {wall:.1f} s for all")
+    for name, tracker, run_id, metrics, result in zip(names, trackers, run_ids, all_metrics, outcome):
+        print(f"\n{name}:")
+        print(results_table(metrics, result.num_parameters))
+        print("\n".join(ui_hint(tracker, run_id)))
+    return all_metrics
+
+
+# --------------------------------------------------------------------------- #
 # Command line
 # --------------------------------------------------------------------------- #
 
@@ -530,14 +666,35 @@ def _multirun() -> bool:
         return False
 
 
-def main(cfg: DictConfig) -> float | None:
+def _chosen_sweep() -> str | None:
+    """The sweep file chosen with ``+sweep=<name>`` (None outside Hydra or without one)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        if HydraConfig.initialized():
+            return HydraConfig.get().runtime.choices.get("sweep")
+    except Exception:  # pragma: no cover
+        pass
+    return None
+
+
+def main(cfg: DictConfig) -> float | list[float | None] | None:
     """``train.py``'s task: :func:`train`, returning the test MRR (for sweepers).
 
     A :data:`USER_ERRORS` error prints ``error: <message>`` and exits with status 2 (no traceback);
     under ``-m`` it is logged and the sweep goes on (the job returns None; the MLflow run, if
     it started, is FAILED).  Ctrl-C exits with status 130 (the run is KILLED).
+    A job whose ``stack`` lists several configurations (set by the kdkge sweeper) trains them
+    with :func:`train_group` and returns their test MRRs as a list.
     """
     try:
+        if cfg.get("stack"):  # a job of the kdkge sweeper that trains several configurations stacked
+            from .sweeps import run_stacked_job
+
+            return run_stacked_job(cfg)
+        sweep = _chosen_sweep()
+        if sweep and not _multirun():
+            raise ConfigError(f"+sweep={sweep} is a sweep: add -m (python train.py -m +sweep={sweep})")
         metrics = train(cfg)
     except USER_ERRORS as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
