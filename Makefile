@@ -4,7 +4,11 @@
 #   PYTHON       interpreter used to create .venv            (default: python3)
 #   ARGS         extra arguments / Hydra overrides for train.py
 #   PYTEST_ARGS  extra arguments for pytest (e.g. "-k tracking -x")
-#   SWEEP        sweep config name under sweeps/ for `make sweep`
+#   SWEEP        sweep file name under sweeps/ for `make sweep` (table2 ... table6, paper)
+#   DRY          `make sweep ... DRY=1` lists the runs and their count, trains nothing
+#   JOBS         `make sweep ... JOBS=2` runs 2 jobs at a time (hydra/launcher=joblib)
+#   SPACE        Optuna search space for `make search` (sweeps/search_<SPACE>.yaml)
+#   TRIALS       number of trials `make search` adds to the study (default: 20)
 #   PORT         port for `make ui`                          (default: 5000)
 
 .DEFAULT_GOAL := help
@@ -18,9 +22,13 @@ CHROMIUM    := /usr/bin/chromium
 ARGS        ?=
 PYTEST_ARGS ?=
 SWEEP       ?=
+DRY         ?=
+JOBS        ?=
+SPACE       ?= umls_kd_distmult
+TRIALS      ?= 20
 PORT        ?= 5000
 
-.PHONY: help install browser run test sweep tables ui bench clean clean-all
+.PHONY: help install browser run test sweep search tables ui bench clean clean-all
 
 help: ## Show this help
 	@echo "Usage: make <target> [VAR=value ...]"
@@ -28,7 +36,7 @@ help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) \
 		| awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
 	@echo
-	@echo "Variables: PYTHON ARGS PYTEST_ARGS SWEEP PORT (see the top of the Makefile)"
+	@echo "Variables: PYTHON ARGS PYTEST_ARGS SWEEP DRY JOBS SPACE TRIALS PORT (see the top of the Makefile)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,10 +45,10 @@ $(PY):
 # torch is installed first and pinned: an unpinned torch pulls a multi-GB CUDA build.
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,cluster]'
 	@touch $@
 
-install: $(STAMP) ## Create .venv (if missing) and install kdkge with dev extras
+install: $(STAMP) ## Create .venv (if missing) and install kdkge with the dev and cluster extras
 
 # Debian's chromium for the browser test. Never fails: without it the browser
 # test skips with a reason. Never runs `playwright install`.
@@ -69,11 +77,16 @@ run: install ## Train once: train.py with Hydra overrides from ARGS
 test: install browser ## Run all tests (incl. the browser test); extra pytest args in PYTEST_ARGS
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-# TODO(sweeps): sweep configs live in sweeps/ and are filled in separately;
-# this target only launches `train.py -m +sweep=$(SWEEP)`.
-sweep: install ## Run a Hydra multirun sweep: make sweep SWEEP=<name>
-	@if [ -z "$(SWEEP)" ]; then echo "error: set SWEEP=<name> (a config under sweeps/)"; exit 2; fi
-	$(PY) train.py -m +sweep=$(SWEEP) $(ARGS)
+# A sweep file sweeps/<SWEEP>.yaml launches the runs behind one paper table (docs/README-sweeps.md).
+# Finished runs are skipped, so re-running an interrupted sweep finishes what is missing.
+sweep: install ## Run a table's sweep: make sweep SWEEP=table4 [DRY=1] [JOBS=2] [ARGS="epochs=10"]
+	@if [ -z "$(SWEEP)" ] || [ ! -f sweeps/$(SWEEP).yaml ]; then \
+		echo "error: set SWEEP=<name> of a sweep file: $$(cd sweeps && ls *.yaml | grep -v '^search_' | sed 's/\.yaml$$//' | tr '\n' ' ')"; exit 2; fi
+	$(PY) train.py -m +sweep=$(SWEEP) $(if $(DRY),hydra.sweeper.dry_run=true) \
+		$(if $(JOBS),hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS)) $(ARGS)
+
+search: install ## Optuna search (valid MRR): make search SPACE=umls_kd_distmult TRIALS=20 (resumes the study)
+	$(PY) -m kdkge.search --space sweeps/search_$(SPACE).yaml --trials $(TRIALS) $(ARGS)
 
 tables: install ## Build the paper's tables from the MLflow store
 	$(PY) -m kdkge.tables $(ARGS)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -82,11 +82,20 @@ class TrainConfig:
     checkpoint: bool = True
     force: bool = False
     progress: bool = True
+    sweep_id: Optional[str] = None  # id shared by the runs of one sweep (set by the sweeper under -m)
+    stack: List[List[str]] = field(default_factory=list)  # set by the sweeper: member overrides of a stacked job
 
 
 def register_configs() -> None:
-    """Register the schema as ``train_schema`` (idempotent)."""
+    """Register the schema as ``train_schema`` and the ``kdkge-sweeps://`` config source (idempotent).
+
+    The config source makes ``sweeps/*.yaml`` the config group ``sweep`` (``+sweep=table4``); it is
+    named in ``hydra.searchpath`` of ``conf/train.yaml`` (see :mod:`kdkge.sweeps`).
+    """
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+    from .sweeps import register_source
+
+    register_source()
 
 
 register_configs()
