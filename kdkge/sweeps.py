@@ -371,6 +371,9 @@ def _store_exists(uri: str) -> bool:
 def _search_all(uri: str, experiment: str, filter_string: str) -> list:
     from mlflow.tracking import MlflowClient
 
+    from .tracking import check_reachable
+
+    check_reachable(uri)  # an unreachable server fails in seconds, not after MLflow's retries
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
@@ -570,7 +573,7 @@ class KdkgeSweeperBase(Sweeper):
                 done[key] = finished_runs(*key) if _store_exists(key[0]) else {}
             except Exception as exc:
                 if not self.dry_run:
-                    raise
+                    raise SweepError(f"error: MLflow store {key[0]}: {_one_line(exc)}") from exc
                 lookup_error = _one_line(exc)
                 done[key] = {}
         for r in runs:
@@ -670,7 +673,7 @@ class KdkgeSweeperBase(Sweeper):
         print(
             f"sweep {sweep_id}: {len(valid)} runs: {len(valid) - len(skip)} to train in {len(units)} job"
             f"{'' if len(units) == 1 else 's'}"
-            + (f" ({len(stacked)} stacked job{'' if len(stacked) == 1 else 's'} of {sum(len(u.members) for u in stacked)} runs)" if stacked else "")
+            + (f" ({len(stacked)} of them stacked, holding {sum(len(u.members) for u in stacked)} runs)" if stacked else "")
             + f", {len(skip)} already finished (skipped), {len(invalid)} invalid"
             + (f", {len(dups)} duplicate overrides merged" if dups else "")
             + (f"; threads={threads} per job" if threads else "")

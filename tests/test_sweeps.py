@@ -294,7 +294,7 @@ def test_stacked_sweep_equals_separate_runs(tmp_path, hydra_conf):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     common = [*TINY, "dim=4", "epochs=2", "eval_every=1"]
     dry = train_py("-m", *common, CALIBRATIONS, "hydra.sweeper.dry_run=true", store=store)
-    assert "5 runs: 5 to train in 1 job (1 stacked job of 5 runs)" in dry.stdout, dry.stdout[-2000:]
+    assert "5 runs: 5 to train in 1 job (1 of them stacked, holding 5 runs)" in dry.stdout, dry.stdout[-2000:]
     out = train_py("-m", *common, CALIBRATIONS, f"hydra.sweep.dir={tmp_path / 'm'}", store=store)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "stacked job: 5 configurations" in out.stdout
