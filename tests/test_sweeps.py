@@ -198,6 +198,7 @@ def test_range_and_sweep_files_need_m(tmp_path):
 # --------------------------------------------------------------------------- #
 
 
+@pytest.mark.slow
 def test_errors_do_not_stop_the_sweep_and_the_summary_says_why(tmp_path):
     bad = tmp_path / "broken"
     bad.mkdir()
@@ -290,6 +291,7 @@ def test_four_parallel_joblib_runs_on_a_fresh_store(tmp_path):
 # --------------------------------------------------------------------------- #
 
 
+@pytest.mark.slow
 def test_stacked_sweep_equals_separate_runs(tmp_path, hydra_conf):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     common = [*TINY, "dim=4", "epochs=2", "eval_every=1"]
