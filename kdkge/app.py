@@ -175,13 +175,13 @@ def validate(cfg: DictConfig) -> tuple[RunSpec, int]:
         raise ConfigError(f"eval_every={cfg.eval_every} must be >= 0 (0 = evaluate only at the end)")
     if cfg.tracking.log_every < 1:
         raise ConfigError(f"tracking.log_every={cfg.tracking.log_every} must be a positive integer")
+    _check_model_options(spec.model, spec.model_options)
     try:
         spec.validate()  # dim (squares for KD models), epochs, batch_size, lr, noise, calibration α, strategy
     except DataError:
         raise
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    _check_model_options(spec.model, spec.model_options)
     try:
         tiny = build_model(spec.model, 2, 2, spec.dim, **spec.model_options)  # cheap: 2 entities, 2 relations
     except (TypeError, ValueError) as exc:

@@ -55,7 +55,10 @@ class RunSpec:
             raise ValueError(f"unknown model {self.model!r}: available models are {', '.join(available_models())}")
         if not isinstance(self.dim, int) or isinstance(self.dim, bool) or self.dim <= 0:
             raise ValueError(f"dim={self.dim!r} must be a positive integer embedding size")
-        build_model(self.model, 2, 2, self.dim, **self.model_options)  # e.g. Kronecker models need a square d
+        try:
+            build_model(self.model, 2, 2, self.dim, **self.model_options)  # e.g. Kronecker models need a square d
+        except TypeError as exc:
+            raise ValueError(f"model {self.model} does not take the options {self.model_options}: {exc}") from None
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0 and not (name == "epochs" and value == 0):

@@ -201,7 +201,7 @@ def test_train_py_epochs_5_logs_everything(store, tmp_path):
 @pytest.mark.parametrize(
     "args,status,message",
     [
-        (["model=kd_distmult", "dim=288"], 2, "error: kd_distmult embedding size d=288 is not a perfect square"),
+        (["model=kd_distmult", "dim=288"], 2, "error: KD-DistMult embedding size d=288 is not a perfect square"),
         (["dim=range"], 2, "error: dim=range is a sweep: add -m"),
         (["epoch=5"], 1, "Could not override 'epoch'"),
     ],

@@ -44,7 +44,7 @@ def kg_of(location: str):
 
 
 def test_groups_and_options_exist():
-    assert MODELS == ["distmult", "kd_distmult", "kd_rel_distmult"]
+    assert MODELS == ["complex", "distmult", "kd_complex", "kd_distmult", "kd_rel_complex", "kd_rel_distmult"]
     assert DATASETS == ["custom", "kinship", "nations", "umls"]
     assert CALIBRATIONS == ["lr", "lr_0.1", "lr_0.2", "ls", "ls_0.1", "ls_0.2", "none"]
     assert sorted(p.stem for p in (CONF_DIR / "loss").glob("*.yaml")) == ["1vsall", "kvsall"]
@@ -207,7 +207,7 @@ def test_help_lists_groups_options_and_examples():
     out = subprocess.run([sys.executable, "train.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     text = out.stdout
-    assert "model: distmult, kd_distmult, kd_rel_distmult" in text
+    assert "model: complex, distmult, kd_complex, kd_distmult, kd_rel_complex, kd_rel_distmult" in text
     assert "dataset: custom, kinship, nations, umls" in text
     assert "loss: 1vsall, kvsall" in text
     assert "calibration: lr, lr_0.1, lr_0.2, ls, ls_0.1, ls_0.2, none" in text
