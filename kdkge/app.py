@@ -27,6 +27,7 @@ import importlib.metadata
 import inspect
 import logging
 import math
+import os
 import platform
 import subprocess
 import sys
@@ -62,6 +63,8 @@ NON_SEMANTIC_KEYS: tuple[str, ...] = (
     "threads",
     "eval_every",
     "checkpoint",
+    "checkpoint_every",
+    "resume",
     "force",
     "progress",
     "tracking",
@@ -297,6 +300,8 @@ def run_tags(cfg: DictConfig, spec: RunSpec, stored_dim: int, digest: str, overr
         "git_dirty": "unknown" if dirty is None else str(bool(dirty)).lower(),
         "overrides": overrides,
         "device": str(resolve_device(str(cfg.device))),
+        "host": platform.node(),
+        "pid": str(os.getpid()),
     }
     tags.update({f"version.{name}": v for name, v in package_versions().items()})
     return tags
@@ -462,7 +467,17 @@ def train(cfg: DictConfig, *, overrides: str | None = None, tracker: Tracker | N
             print("\n".join(ui_hint(tracker, done)))
             return metrics
 
+    if hasattr(tracker, "close_orphans"):
+        for orphan in tracker.close_orphans(digest):
+            print(f"marked run {orphan} KILLED: its process died before it ended (config hash {digest[:12]})")
+    state_path = training_state_path(digest) if cfg.checkpoint_every else None
+    resumed_from = _resumable_epoch(state_path) if cfg.resume else None
+    if state_path is not None and not cfg.resume:
+        state_path.unlink(missing_ok=True)
     tags = {**run_tags(cfg, spec, stored_dim, digest, hydra_overrides() if overrides is None else overrides), **(tags or {})}
+    if resumed_from:
+        tags["resumed_from_epoch"] = str(resumed_from)
+        print(f"resume {name}: continuing from the training state of epoch {resumed_from} ({state_path})")
     params = OmegaConf.to_container(cfg, resolve=True)
     with tracker.run(name, tags=tags, params=params) as run_id, tempfile.TemporaryDirectory(prefix="kdkge-") as tmp:
         tmp = Path(tmp)
@@ -485,6 +500,9 @@ def train(cfg: DictConfig, *, overrides: str | None = None, tracker: Tracker | N
                 progress=bool(cfg.progress),
                 on_epoch=log_.on_epoch,
                 on_eval=eval_hook,
+                checkpoint=state_path,
+                checkpoint_every=int(cfg.checkpoint_every),
+                resume=bool(cfg.resume),
             )
             wall = time.perf_counter() - started
             log_.flush()
@@ -506,11 +524,32 @@ def train(cfg: DictConfig, *, overrides: str | None = None, tracker: Tracker | N
             _record_failure(tracker, log_, tmp, exc)
             raise
 
+    if state_path is not None:
+        state_path.unlink(missing_ok=True)  # finished: the run is in MLflow, the training state is no longer needed
     print(f"\n{name}: {spec.model} on {dataset_name(cfg)}, d={spec.dim}, {spec.epochs} epoch{'' if spec.epochs == 1 else 's'}, "
           f"{wall:.1f} s" + (f" ({metrics['epochs_per_s']:.2f} epochs/s)" if "epochs_per_s" in metrics else ""))
     print(results_table(metrics, result.num_parameters))
     print("\n".join(ui_hint(tracker, run_id)))
     return metrics
+
+
+TRAINING_STATE_DIR = REPO_ROOT / ".cache" / "training-state"
+
+
+def training_state_path(digest: str) -> Path:
+    """Where a run of this config hash keeps its resumable training state (gitignored)."""
+    return TRAINING_STATE_DIR / f"{digest}.pt"
+
+
+def _resumable_epoch(path: Path | None) -> int | None:
+    if path is None or not path.is_file():
+        return None
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
+    except Exception as exc:  # a truncated file cannot happen (atomic writes), but never crash on it
+        log.warning("ignoring unreadable training state %s: %s", path, exc)
+        path.unlink(missing_ok=True)
+        return None
 
 
 def _record_failure(tracker: Tracker, log_: _MetricLog, tmp: Path, exc: BaseException) -> None:

@@ -80,6 +80,8 @@ class TrainConfig:
     threads: Optional[int] = None
     eval_every: int = 100
     checkpoint: bool = True
+    checkpoint_every: int = 50  # training-state checkpoint every N epochs (0 = none)
+    resume: bool = True  # continue a killed run of the same config hash from its training state
     force: bool = False
     progress: bool = True
     sweep_id: Optional[str] = None  # id shared by the runs of one sweep (set by the sweeper under -m)

@@ -546,6 +546,41 @@ class MlflowTracker(Tracker):
             mlflow.end_run(status)
         self.run_id = None
 
+    def close_orphans(self, config_hash: str) -> list[str]:
+        """End as KILLED the RUNNING runs of ``config_hash`` whose process is gone.
+
+        A process killed with SIGKILL (or a lost machine) cannot end its run, which would stay
+        RUNNING forever.  A run started on this host whose recorded ``pid`` no longer exists is
+        ended KILLED with an ``error`` tag; runs of other hosts are left alone (we cannot tell).
+        """
+        import platform
+
+        runs = self._write(
+            self.client.search_runs,
+            [self.experiment_id],
+            filter_string=f"tags.config_hash = '{config_hash}' and attributes.status = 'RUNNING'",
+        )
+        closed = []
+        for run in runs:
+            tags = run.data.tags
+            if tags.get("host") != platform.node() or not tags.get("pid", "").isdigit():
+                continue
+            pid = int(tags["pid"])
+            try:
+                os.kill(pid, 0)  # signal 0: only asks whether the process exists
+                alive = True
+            except ProcessLookupError:
+                alive = False
+            except PermissionError:
+                alive = True
+            if alive:
+                continue
+            message = f"process {pid} on {tags['host']} died before the run ended; closed by a later launch"
+            self._write(self.client.set_tag, run.info.run_id, "error", message)
+            self._write(self.client.set_terminated, run.info.run_id, "KILLED")
+            closed.append(run.info.run_id)
+        return closed
+
     def finished_run_with_hash(self, config_hash: str) -> str | None:
         """Return the id of a ``FINISHED`` run tagged ``config_hash`` in this experiment, or None."""
         runs = self._write(
