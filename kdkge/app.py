@@ -43,7 +43,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import config as _config  # noqa: F401  (registers the schema with Hydra's ConfigStore)
 from .data import BUILTIN, SPLITS, UNSEEN_POLICIES, DataError, resolve_dataset_path
-from .experiment import RunSpec, run, save_checkpoint
+from .calibration_metrics import calibration_metrics, reliability_diagram
+from .experiment import RunSpec, evaluation_tasks, run, save_checkpoint
 from .losses import CALIBRATIONS
 from .models import MODELS, available_models, build_model
 from .schema import RANK_METRICS, flat_metrics
@@ -505,21 +506,7 @@ def train(cfg: DictConfig, *, overrides: str | None = None, tracker: Tracker | N
                 resume=bool(cfg.resume),
             )
             wall = time.perf_counter() - started
-            log_.flush()
-            metrics = flat_metrics(result.metrics)
-            metrics["num_parameters"] = float(result.num_parameters)
-            metrics["wall_time_s"] = wall
-            speed = log_.epochs_per_s()
-            if speed is not None:
-                metrics["epochs_per_s"] = speed
-            tracker.log_metrics(
-                {k: metrics[k] for k in ("num_parameters", "wall_time_s", "epochs_per_s") if k in metrics},
-                step=spec.epochs,
-            )
-            fig = learning_curve(log_.losses, log_.valid_mrr, f"{name} (test MRR {metrics['test_mrr']:.3f})")
-            tracker.log_figure(fig, "plots/learning_curve.png")
-            if cfg.checkpoint and not isinstance(tracker, NullTracker):
-                tracker.log_artifact(save_checkpoint(result, tmp / "model.pt"), "checkpoint")
+            metrics = _record_result(cfg, name, tracker, log_, tmp, result, wall)
         except BaseException as exc:
             _record_failure(tracker, log_, tmp, exc)
             raise
@@ -531,6 +518,51 @@ def train(cfg: DictConfig, *, overrides: str | None = None, tracker: Tracker | N
     print(results_table(metrics, result.num_parameters))
     print("\n".join(ui_hint(tracker, run_id)))
     return metrics
+
+
+CALIBRATION_SPLITS = ("valid", "test")
+
+
+def _record_result(cfg: DictConfig, name: str, tracker: Tracker, log_: "_MetricLog", tmp: Path, result, wall: float) -> dict[str, float]:
+    """Log a trained run's final numbers and artifacts; return its metrics.
+
+    Besides the rank metrics: ``num_parameters``, ``wall_time_s``, ``epochs_per_s``, the
+    calibration of σ(score) on valid and test (``{split}_ece``, ``{split}_brier``,
+    ``{split}_top1_ece``, see :mod:`kdkge.calibration_metrics`), the learning curve, a reliability
+    diagram per split, and the checkpoint.
+    """
+    log_.flush()
+    metrics = flat_metrics(result.metrics)
+    metrics["num_parameters"] = float(result.num_parameters)
+    metrics["wall_time_s"] = wall
+    speed = log_.epochs_per_s()
+    if speed is not None:
+        metrics["epochs_per_s"] = speed
+    tasks = evaluation_tasks(result.kg, CALIBRATION_SPLITS)
+    for split, task in tasks.items():
+        [calibration] = calibration_metrics(result.model, task, bins=15)
+        for key in ("ece", "brier", "top1_ece"):
+            metrics[f"{split}_{key}"] = calibration[key]
+        _log_and_close(tracker, reliability_diagram(calibration["reliability"], f"{name}: {split}"), f"plots/reliability_{split}.png")
+    tracker.log_metrics(
+        {k: v for k, v in metrics.items() if k in ("num_parameters", "wall_time_s", "epochs_per_s") or k.endswith(("_ece", "_brier"))},
+        step=result.spec.epochs,
+    )
+    fig = learning_curve(log_.losses, log_.valid_mrr, f"{name} (test MRR {metrics['test_mrr']:.3f})")
+    _log_and_close(tracker, fig, "plots/learning_curve.png")
+    if cfg.checkpoint and not isinstance(tracker, NullTracker):
+        tracker.log_artifact(save_checkpoint(result, tmp / "model.pt"), "checkpoint")
+    return metrics
+
+
+def _log_and_close(tracker: Tracker, fig, filename: str) -> None:
+    """Log a figure and free it: a long sweep would otherwise keep every figure alive."""
+    import matplotlib.pyplot as plt
+
+    try:
+        tracker.log_figure(fig, filename)
+    finally:
+        plt.close(fig)
 
 
 TRAINING_STATE_DIR = REPO_ROOT / ".cache" / "training-state"
@@ -658,20 +690,7 @@ def _train_stacked(cfgs, specs, stored_dims, digests, names, overrides, trackers
             wall = time.perf_counter() - started
             all_metrics = []
             for cfg, name, tracker, lg, tmp, result in zip(cfgs, names, trackers, logs, tmps, outcome):
-                lg.flush()
-                metrics = flat_metrics(result.metrics)
-                metrics["num_parameters"] = float(result.num_parameters)
-                metrics["wall_time_s"] = wall
-                speed = lg.epochs_per_s()
-                if speed is not None:
-                    metrics["epochs_per_s"] = speed
-                tracker.log_metrics({key: metrics[key] for key in ("num_parameters", "wall_time_s", "epochs_per_s") if key in metrics},
-                                    step=result.spec.epochs)
-                fig = learning_curve(lg.losses, lg.valid_mrr, f"{name} (test MRR {metrics['test_mrr']:.3f})")
-                tracker.log_figure(fig, "plots/learning_curve.png")
-                if cfg.checkpoint and not isinstance(tracker, NullTracker):
-                    tracker.log_artifact(save_checkpoint(result, tmp / "model.pt"), "checkpoint")
-                all_metrics.append(metrics)
+                all_metrics.append(_record_result(cfg, name, tracker, lg, tmp, result, wall))
         except BaseException as exc:
             for tracker, lg, tmp in zip(trackers, logs, tmps):
                 _record_failure(tracker, lg, tmp, exc)

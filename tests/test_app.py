@@ -241,3 +241,29 @@ def test_main_turns_user_errors_into_exit_2_and_ctrl_c_into_130(hydra_conf, monk
 
     monkeypatch.setattr(app, "train", lambda cfg: {"test_mrr": 0.5, "valid_mrr": 0.4})
     assert app.main(cfg) == 0.5  # the value a Hydra sweeper sees
+
+
+def test_calibration_metrics_and_reliability_diagrams_are_logged(tmp_path):
+    """Every run records ECE, Brier and top-1 ECE on valid and test, and a reliability diagram per split."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from kdkge.tracking import find_runs
+
+    root = Path(__file__).resolve().parent.parent
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    out = subprocess.run(
+        [sys.executable, "train.py", "dataset=nations", "dim=16", "epochs=3", "threads=1", "progress=false", "checkpoint=false"],
+        cwd=root, env={**__import__("os").environ, "MLFLOW_TRACKING_URI": uri}, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    run = find_runs(uri, "kdkge-nations").iloc[0]
+    for split in ("valid", "test"):
+        for key in ("ece", "brier", "top1_ece"):
+            value = run[f"metrics.{split}_{key}"]
+            assert 0.0 <= value <= 1.0
+    from mlflow.tracking import MlflowClient
+
+    files = {f.path for f in MlflowClient(uri).list_artifacts(run.run_id, "plots")}
+    assert {"plots/reliability_valid.png", "plots/reliability_test.png", "plots/learning_curve.png"} <= files
