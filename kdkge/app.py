@@ -66,6 +66,7 @@ NON_SEMANTIC_KEYS: tuple[str, ...] = (
     "checkpoint",
     "checkpoint_every",
     "resume",
+    "select_best",
     "force",
     "progress",
     "tracking",
@@ -177,6 +178,10 @@ def validate(cfg: DictConfig) -> tuple[RunSpec, int]:
         raise ConfigError(f"threads={cfg.threads} must be a positive integer (or null for torch's default)")
     if cfg.eval_every < 0:
         raise ConfigError(f"eval_every={cfg.eval_every} must be >= 0 (0 = evaluate only at the end)")
+    if cfg.patience < 0:
+        raise ConfigError(f"patience={cfg.patience} must be >= 0 (0 = no early stopping)")
+    if cfg.patience and not cfg.eval_every:
+        raise ConfigError(f"patience={cfg.patience} needs evaluations: set eval_every to a positive number of epochs")
     if cfg.tracking.log_every < 1:
         raise ConfigError(f"tracking.log_every={cfg.tracking.log_every} must be a positive integer")
     _check_model_options(spec.model, spec.model_options)
@@ -217,6 +222,12 @@ def semantic_config(cfg: DictConfig) -> dict:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, dict):
             node.pop(leaf, None)
+    # Early stopping changes results, and then so does the evaluation interval; at its neutral
+    # default (0) the key is left out, so that runs recorded before it existed keep their hash.
+    if data.get("patience", 0) == 0:
+        data.pop("patience", None)
+    else:
+        data["eval_every"] = cfg.eval_every
     return data
 
 
@@ -498,6 +509,8 @@ def train(cfg: DictConfig, *, overrides: str | None = None, tracker: Tracker | N
                 [spec],
                 device=str(cfg.device),
                 eval_every=int(cfg.eval_every),
+                select_best=bool(cfg.select_best) and cfg.eval_every > 0,
+                patience=int(cfg.patience),
                 progress=bool(cfg.progress),
                 on_epoch=log_.on_epoch,
                 on_eval=eval_hook,
@@ -548,10 +561,17 @@ def _record_result(cfg: DictConfig, name: str, tracker: Tracker, log_: "_MetricL
         {k: v for k, v in metrics.items() if k in ("num_parameters", "wall_time_s", "epochs_per_s") or k.endswith(("_ece", "_brier"))},
         step=result.spec.epochs,
     )
+    metrics["last_epoch"] = float(result.last_epoch)
+    if result.best_metrics is not None:  # model selection: the paper's final-epoch numbers stay the main ones
+        metrics["best_epoch"] = float(result.best_epoch)
+        metrics.update({f"best_{key}": value for key, value in flat_metrics(result.best_metrics).items()})
+    tracker.log_metrics({k: v for k, v in metrics.items() if k.startswith("best_") or k == "last_epoch"}, step=result.last_epoch)
     fig = learning_curve(log_.losses, log_.valid_mrr, f"{name} (test MRR {metrics['test_mrr']:.3f})")
     _log_and_close(tracker, fig, "plots/learning_curve.png")
     if cfg.checkpoint and not isinstance(tracker, NullTracker):
         tracker.log_artifact(save_checkpoint(result, tmp / "model.pt"), "checkpoint")
+        if result.best_model is not None:
+            tracker.log_artifact(save_checkpoint(result.best_model, tmp / "best_model.pt", result.spec, result.kg), "checkpoint")
     return metrics
 
 
@@ -625,8 +645,8 @@ def train_group(cfgs: Sequence[DictConfig], *, overrides: Sequence[str] | None =
     trackers = list(trackers) if trackers is not None else [make_tracker(c) for c in cfgs]
     if not (len(overrides) == len(trackers) == n):
         raise ValueError("train_group: cfgs, overrides and trackers must have the same length")
-    if n == 1:
-        return [train(cfgs[0], overrides=overrides[0], tracker=trackers[0])]
+    if n == 1 or any(c.patience for c in cfgs):  # early stopping: one configuration at a time
+        return [train(c, overrides=o, tracker=t) for c, o, t in zip(cfgs, overrides, trackers)]
     checked = [validate(c) for c in cfgs]
     specs = [spec for spec, _ in checked]
     if len({s.stack_key() for s in specs}) != 1:
@@ -683,6 +703,7 @@ def _train_stacked(cfgs, specs, stored_dims, digests, names, overrides, trackers
                 list(specs),
                 device=str(first.device),
                 eval_every=int(first.eval_every),
+                select_best=bool(first.select_best) and first.eval_every > 0,
                 progress=bool(first.progress),
                 on_epoch=lambda epoch, losses: [lg.on_epoch(epoch, [losses[j]]) for j, lg in enumerate(logs)],
                 on_eval=lambda epoch, metrics: [lg.on_eval(epoch, [metrics[j]]) for j, lg in enumerate(logs)],

@@ -79,6 +79,8 @@ class TrainConfig:
     device: str = "auto"
     threads: Optional[int] = None
     eval_every: int = 100
+    select_best: bool = True  # also keep and report the best-validation-MRR model (model selection)
+    patience: int = 0  # early stopping after this many evaluations without a better valid MRR (0 = off)
     checkpoint: bool = True
     checkpoint_every: int = 50  # training-state checkpoint every N epochs (0 = none)
     resume: bool = True  # continue a killed run of the same config hash from its training state

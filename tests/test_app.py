@@ -267,3 +267,31 @@ def test_calibration_metrics_and_reliability_diagrams_are_logged(tmp_path):
 
     files = {f.path for f in MlflowClient(uri).list_artifacts(run.run_id, "plots")}
     assert {"plots/reliability_valid.png", "plots/reliability_test.png", "plots/learning_curve.png"} <= files
+
+
+def test_model_selection_and_early_stopping_are_logged(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from mlflow.tracking import MlflowClient
+
+    from kdkge.tracking import find_runs
+
+    root = Path(__file__).resolve().parent.parent
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    common = ["train.py", "dataset=nations", "dim=16", "threads=1", "progress=false", "eval_every=5", "batch_size=256"]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    out = subprocess.run([sys.executable, *common, "epochs=20"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    out = subprocess.run([sys.executable, *common, "epochs=400", "patience=2"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    runs = find_runs(uri, "kdkge-nations").set_index("tags.epochs")
+    plain, stopped = runs.loc["20"], runs.loc["400"]
+    assert plain["metrics.best_valid_mrr"] >= plain["metrics.valid_mrr"] and plain["metrics.best_epoch"] % 5 == 0
+    assert plain["metrics.last_epoch"] == 20
+    assert stopped["metrics.last_epoch"] < 400
+    assert plain["tags.config_hash"] != stopped["tags.config_hash"]
+    files = {f.path for f in MlflowClient(uri).list_artifacts(plain.run_id, "checkpoint")}
+    assert files == {"checkpoint/model.pt", "checkpoint/best_model.pt"}
