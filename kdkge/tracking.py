@@ -185,7 +185,12 @@ def ensure_store(uri: str | None = None) -> str:
     path = _sqlite_path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _directory_lock(path.parent):
-        engine = db_utils.create_sqlalchemy_engine(uri)
+        # A new store is built under a temporary name and renamed into place, so a process
+        # killed halfway through MLflow's migrations never leaves a half-created store behind.
+        fresh = not path.exists()
+        target = path.with_name(f"{path.name}.creating-{os.getpid()}") if fresh else path
+        target_uri = f"sqlite:///{target}"
+        engine = db_utils.create_sqlalchemy_engine(target_uri)
         try:
             if not db_utils._all_tables_exist(engine):
                 logger.info("Creating MLflow store %s", uri)
@@ -199,8 +204,10 @@ def ensure_store(uri: str | None = None) -> str:
             engine.dispose()
         # Creates the Default experiment (a write); then close the pooled
         # connections so that forked workers do not inherit them.
-        store = SqlAlchemyStore(uri, _artifact_root(uri))
+        store = SqlAlchemyStore(target_uri, _artifact_root(uri))
         store._dispose_engine()
+        if fresh:
+            os.replace(target, path)
     _READY_STORES.add(uri)
     return uri
 
