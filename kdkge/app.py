@@ -757,6 +757,19 @@ def _chosen_sweep() -> str | None:
     return None
 
 
+def _terminate_like_ctrl_c() -> None:
+    """Turn SIGTERM into KeyboardInterrupt, so the run is ended KILLED (and its losses kept)
+    instead of staying RUNNING; SLURM sends SIGTERM before it kills a job at its time limit."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"terminated by signal {signum}")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(cfg: DictConfig) -> float | list[float | None] | None:
     """``train.py``'s task: :func:`train`, returning the test MRR (for sweepers).
 
@@ -765,7 +778,9 @@ def main(cfg: DictConfig) -> float | list[float | None] | None:
     it started, is FAILED).  Ctrl-C exits with status 130 (the run is KILLED).
     A job whose ``stack`` lists several configurations (set by the kdkge sweeper) trains them
     with :func:`train_group` and returns their test MRRs as a list.
+    SIGTERM (``kill``, a batch scheduler's time limit) is handled like Ctrl-C.
     """
+    _terminate_like_ctrl_c()
     try:
         if cfg.get("stack"):  # a job of the kdkge sweeper that trains several configurations stacked
             from .sweeps import run_stacked_job

@@ -79,3 +79,19 @@ def test_nan_loss_fails_the_run_with_its_epoch_and_exit_2(tmp_path):
     assert "Traceback" not in out.stderr
     run = find_runs(uri, "kdkge-nations").iloc[0]
     assert run["status"] == "FAILED" and "at epoch" in run["tags.error"]
+
+
+def test_sigterm_ends_the_run_as_killed(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    proc = launch(uri, "epochs=5000", "checkpoint_every=0", wait=False)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        runs = find_runs(uri, "kdkge-nations")
+        if len(runs) and (runs["status"] == "RUNNING").all():
+            break
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 130
+    run = find_runs(uri, "kdkge-nations").iloc[0]
+    assert run["status"] == "KILLED" and "signal" in run["tags.error"]
