@@ -1,0 +1,66 @@
+"""Multi-seed aggregation and paired comparisons on a synthetic store; the seed sweep's size."""
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kdkge.seeds import bootstrap_ci, main, paired, runs_frame, sign_test_p, summarise
+from kdkge.tracking import MlflowTracker
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_sign_test_and_bootstrap():
+    assert sign_test_p(5, 0) == pytest.approx(2 / 32)
+    assert sign_test_p(3, 2) == 1.0
+    assert sign_test_p(0, 0) == 1.0
+    assert sign_test_p(9, 1) == pytest.approx(2 * (1 + 10) / 1024)
+    low, high = bootstrap_ci([0.5, 0.5, 0.5])
+    assert low == high == 0.5
+    low, high = bootstrap_ci([0.1, 0.2, 0.3, 0.4, 0.5])
+    assert 0.1 < low < 0.3 < high < 0.5
+    assert all(math.isnan(x) for x in bootstrap_ci([0.3]))
+
+
+def log(tracker, model, seed, mrr):
+    tags = {"dataset": "umls", "model": model, "dim": "289", "calibration": "none", "alpha": "",
+            "noise_ratio": "0.0", "epochs": "1000", "strategy": "1vsall", "seed": str(seed)}
+    with tracker.run(f"{model}-s{seed}", tags=tags, params={}):
+        tracker.log_metrics({"test_mrr": mrr, "test_hits_1": mrr - 0.1, "test_hits_3": mrr, "test_hits_10": mrr + 0.1})
+
+
+def test_summary_and_paired_comparison(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tracker = MlflowTracker(uri, experiment="kdkge-umls")
+    base = [0.50, 0.52, 0.48, 0.51, 0.49]
+    for seed, mrr in enumerate(base, start=1):
+        log(tracker, "distmult", seed, mrr)
+        log(tracker, "kd_distmult", seed, mrr + 0.05)
+    log(tracker, "kd_distmult", 1, 0.90)  # newer duplicate of (kd_distmult, seed 1) wins
+    df = runs_frame(uri, ["kdkge-umls"])
+    assert len(df) == 10
+    summary = summarise(df).set_index("model")
+    assert summary.loc["distmult", "n"] == 5
+    assert summary.loc["distmult", "test_mrr_mean"] == pytest.approx(sum(base) / 5)
+    assert summary.loc["distmult", "test_mrr_std"] == pytest.approx(0.0158113883, rel=1e-6)
+    pairs = paired(df).set_index("comparison").loc["kd_distmult − distmult"]
+    assert pairs["n"] == 5 and pairs["wins"] == 5 and pairs["sign_p"] == pytest.approx(1 / 16)
+    assert pairs["mean_diff"] == pytest.approx((0.90 - 0.50 + 4 * 0.05) / 5)
+    out = tmp_path / "seeds.md"
+    assert main(["--tracking-uri", uri, "--experiments", "kdkge-umls", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "| umls | distmult | 289 | none | 0.0 | 5 | 0.500 ± 0.016 |" in text
+    assert "kd_distmult − distmult" in text
+
+
+def test_table2_seeds_sweep_has_30_runs_in_6_stacked_jobs(tmp_path):
+    import os
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
+    out = subprocess.run([sys.executable, "train.py", "-m", "+sweep=table2_seeds", "hydra.sweeper.dry_run=true"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "30 runs: 30 to train in 6 jobs (6 of them stacked, holding 30 runs)" in out.stdout
