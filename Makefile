@@ -28,7 +28,7 @@ SPACE       ?= umls_kd_distmult
 TRIALS      ?= 20
 PORT        ?= 5000
 
-.PHONY: seeds help install browser run test sweep search tables ui bench clean clean-all
+.PHONY: seeds calibration help install browser run test sweep search tables ui bench clean clean-all
 
 help: ## Show this help
 	@echo "Usage: make <target> [VAR=value ...]"
@@ -90,6 +90,9 @@ search: install ## Optuna search (valid MRR): make search SPACE=umls_kd_distmult
 
 tables: install ## Build the paper's tables from the MLflow store
 	$(PY) -m kdkge.tables $(ARGS)
+
+calibration: install ## results/calibration.md: ECE, Brier, top-1 ECE of none/LS/LR next to MRR (backfills older runs)
+	$(PY) -m kdkge.calibration_report $(ARGS)
 
 seeds: install ## Mean ± std over seeds and paired KD − DistMult tests (after make sweep SWEEP=table2_seeds)
 	$(PY) -m kdkge.seeds $(ARGS)
