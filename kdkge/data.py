@@ -109,6 +109,10 @@ def read_triples(path: Path) -> list[tuple[str, str, str]]:
 def resolve_dataset_path(name_or_path: str | Path) -> Path:
     """A built-in name (``umls``, ``kinship``, ``nations``) or a folder path."""
     text = str(name_or_path)
+    from .registry import REGISTRY, fetch
+
+    if text in REGISTRY and not Path(text).expanduser().is_dir():
+        return fetch(text)  # downloaded once, verified, cached
     folder = DATA_ROOT / text if text in BUILTIN else Path(text).expanduser()
     if not folder.is_dir():
         raise DataError(
