@@ -768,6 +768,9 @@ def _terminate_like_ctrl_c() -> None:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, interrupt)
+        # A process started in the background by a non-interactive shell inherits SIGINT as
+        # ignored, and Python then never raises KeyboardInterrupt: make `kill -INT` work anyway.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def main(cfg: DictConfig) -> float | list[float | None] | None:

@@ -239,7 +239,9 @@ def test_interrupted_sweep_relaunched_runs_only_what_is_missing(tmp_path):
     # long enough per run that the Ctrl-C lands mid-sweep even on a loaded machine
     args = ["-m", *TINY, "dim=4,9,16,25", "epochs=1000", "eval_every=0"]
     proc = subprocess.Popen([sys.executable, "train.py", *args, f"hydra.sweep.dir={tmp_path / 'first'}"],
-                            cwd=ROOT, env=run_env(store), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            cwd=ROOT, env=run_env(store), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            # CI may run us with SIGINT ignored (a background job); the sweep must see Ctrl-C
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     finished = 0
     while time.monotonic() < deadline and proc.poll() is None:
@@ -251,7 +253,7 @@ def test_interrupted_sweep_relaunched_runs_only_what_is_missing(tmp_path):
     output, _ = proc.communicate(timeout=120)
     assert finished >= 2, output[-3000:]
     first = summary_of(tmp_path / "first")
-    assert first["interrupted"] and first["counts"]["finished"] >= 2
+    assert first["interrupted"] and first["counts"]["finished"] >= 2, output[-3000:]
     before = find_runs(store, "kdkge-nations")
     done_before = set(before.loc[before["status"] == "FINISHED", "tags.config_hash"])
     assert 2 <= len(done_before) < 4 or proc.returncode == 0
