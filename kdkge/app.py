@@ -44,7 +44,7 @@ from omegaconf import DictConfig, OmegaConf
 from . import config as _config  # noqa: F401  (registers the schema with Hydra's ConfigStore)
 from .data import BUILTIN, SPLITS, UNSEEN_POLICIES, DataError, resolve_dataset_path
 from .calibration_metrics import calibration_metrics, reliability_diagram
-from .experiment import RunSpec, evaluation_tasks, run, save_checkpoint
+from .experiment import STRATEGIES, RunSpec, evaluation_tasks, run, save_checkpoint
 from .losses import CALIBRATIONS
 from .models import MODELS, available_models, build_model
 from .schema import RANK_METRICS, flat_metrics
@@ -137,6 +137,8 @@ def run_spec(cfg: DictConfig) -> RunSpec:
         seed=int(cfg.seed),
         unseen=str(cfg.dataset.unseen),
         model_options=OmegaConf.to_container(cfg.model.options, resolve=True),
+        num_negatives=32 if cfg.loss.num_negatives is None else int(cfg.loss.num_negatives),
+        sparse=bool(cfg.loss.sparse),
     )
 
 
@@ -164,8 +166,13 @@ def validate(cfg: DictConfig) -> tuple[RunSpec, int]:
             f"calibration.alpha={spec.alpha} has no effect with calibration=none: "
             "drop it, or choose calibration=ls or calibration=lr"
         )
-    if spec.strategy not in ("1vsall", "kvsall"):
-        raise ConfigError(f"loss.strategy={spec.strategy!r} is unknown: use loss=1vsall or loss=kvsall")
+    if spec.strategy not in STRATEGIES:
+        raise ConfigError(f"loss.strategy={spec.strategy!r} is unknown: use loss=1vsall, loss=kvsall or loss=negsamp")
+    if spec.strategy != "negsamp" and (cfg.loss.num_negatives is not None or cfg.loss.sparse):
+        key = "loss.num_negatives" if cfg.loss.num_negatives is not None else "loss.sparse"
+        raise ConfigError(f"{key} applies to negative sampling only: add loss=negsamp (or drop {key})")
+    if spec.strategy == "negsamp" and spec.num_negatives < 1:
+        raise ConfigError(f"loss.num_negatives={spec.num_negatives} must be a positive integer (negatives per data point)")
     if spec.calibration not in CALIBRATIONS:
         raise ConfigError(f"calibration.name={spec.calibration!r} is unknown: use one of {', '.join(CALIBRATIONS)}")
     if spec.epochs < 0:
@@ -226,6 +233,12 @@ def semantic_config(cfg: DictConfig) -> dict:
     # default (0) the key is left out, so that runs recorded before it existed keep their hash.
     if data.get("patience", 0) == 0:
         data.pop("patience", None)
+    # Negative-sampling keys exist only for loss=negsamp; elsewhere they are left out, so that runs
+    # recorded before they existed keep their hash.
+    loss = data.get("loss", {})
+    if isinstance(loss, dict) and loss.get("strategy") != "negsamp":
+        loss.pop("num_negatives", None)
+        loss.pop("sparse", None)
     else:
         data["eval_every"] = cfg.eval_every
     return data
@@ -248,7 +261,9 @@ def config_hash(cfg: DictConfig) -> str:
 def default_run_name(cfg: DictConfig) -> str:
     """``<model>-<dataset>-d<dim>`` + ``-kvsall`` + ``-<ls|lr><α>`` + ``-noise<r>`` + ``-s<seed>`` (non-defaults only)."""
     parts = [str(cfg.model.name), dataset_name(cfg), f"d{cfg.dim}"]
-    if cfg.loss.strategy != "1vsall":
+    if cfg.loss.strategy == "negsamp":
+        parts.append(f"negsamp{cfg.loss.num_negatives}" + ("-sparse" if cfg.loss.sparse else ""))
+    elif cfg.loss.strategy != "1vsall":
         parts.append(str(cfg.loss.strategy))
     if cfg.calibration.name != "none":
         parts.append(f"{cfg.calibration.name}{cfg.calibration.alpha:g}")

@@ -45,7 +45,9 @@ class DatasetConfig:
 
 @dataclass
 class LossConfig:
-    strategy: str = "1vsall"  # 1vsall | kvsall
+    strategy: str = "1vsall"  # 1vsall | kvsall | negsamp
+    num_negatives: Optional[int] = None  # negsamp only: negative tails drawn per data point (k); null otherwise
+    sparse: bool = False  # negsamp only: sparse embedding gradients + lazy Adam (large graphs)
 
 
 @dataclass

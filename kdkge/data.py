@@ -264,7 +264,7 @@ def k_vs_all(triples: torch.Tensor) -> TrainingLabels:
 
 
 def training_labels(triples: torch.Tensor, strategy: str) -> TrainingLabels:
-    builders = {"1vsall": one_vs_all, "kvsall": k_vs_all}
+    builders = {"1vsall": one_vs_all, "kvsall": k_vs_all, "negsamp": one_vs_all}  # negsamp: 1vsAll points, sampled tails
     if strategy not in builders:
         raise DataError(f"training strategy {strategy!r} is unknown: use one of {sorted(builders)}")
     return builders[strategy](triples)

@@ -26,9 +26,10 @@ from .data import KnowledgeGraph, add_noise, load_dataset, training_labels, with
 from .evaluation import RankingTask, evaluate_stacked, ranking_task
 from .losses import build_loss
 from .models import available_models, build_model
-from .training import resolve_device, train_epochs
+from .training import make_optimizer, resolve_device, train_epochs
 
 SPLIT_NAMES = ("train", "valid", "test")
+STRATEGIES = ("1vsall", "kvsall", "negsamp")
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class RunSpec:
     dataset: str = "umls"  # built-in name or folder path
     model: str = "distmult"  # a registered model name
     dim: int = 289  # embedding size d (KD models store √d-wide vectors)
-    strategy: str = "1vsall"  # training labels: 1vsall | kvsall
+    strategy: str = "1vsall"  # training labels: 1vsall | kvsall | negsamp (negative sampling)
     calibration: str = "none"  # none | ls (label smoothing) | lr (label relaxation)
     alpha: float | None = None  # α of ls / lr, in (0, 1)
     noise_ratio: float = 0.0  # Sec. 6.3: add noise_ratio·|train| random false triples
@@ -48,6 +49,8 @@ class RunSpec:
     seed: int = 1
     unseen: str = "skip"  # valid/test triples with entities/relations unseen in train: skip | error
     model_options: dict = field(default_factory=dict)  # extra model arguments, e.g. explicit=True
+    num_negatives: int = 32  # negsamp: uniformly drawn negative tails per data point (k)
+    sparse: bool = False  # negsamp: sparse embedding gradients + lazy Adam (kdkge.training.SparseAdam)
 
     def validate(self) -> None:
         """Raise ``ValueError`` with a one-line message for a setting that cannot run."""
@@ -68,8 +71,12 @@ class RunSpec:
         if not 0.0 <= self.noise_ratio < 1.0:
             raise ValueError(f"noise_ratio={self.noise_ratio!r} must lie in [0, 1)")
         build_loss(self.calibration, self.alpha)  # checks calibration and alpha
-        if self.strategy not in ("1vsall", "kvsall"):
-            raise ValueError(f"strategy={self.strategy!r} is unknown: use 1vsall or kvsall")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy={self.strategy!r} is unknown: use 1vsall, kvsall or negsamp")
+        if self.strategy == "negsamp" and (not isinstance(self.num_negatives, int) or self.num_negatives < 1):
+            raise ValueError(f"num_negatives={self.num_negatives!r} must be a positive integer (negatives per data point)")
+        if self.sparse and self.strategy != "negsamp":
+            raise ValueError("sparse gradients need negative sampling (strategy=negsamp): 1vsAll/KvsAll touch every entity")
 
     def stack_key(self) -> tuple:
         """Runs with equal keys share data, model shape and batches, so they can be stacked.
@@ -228,10 +235,13 @@ def run(
     start_epoch, optimizer, generators = 0, None, None
     if resume and checkpoint is not None and Path(checkpoint).is_file():
         state = torch.load(Path(checkpoint), map_location=torch_device, weights_only=False)
-        if state["specs"] != spec_dicts:
+        defaults = dataclasses.asdict(RunSpec())  # fields added later keep their defaults in old states
+        if [{**defaults, **saved} for saved in state["specs"]] != spec_dicts:
             raise ValueError(f"checkpoint {checkpoint} belongs to other settings; delete it or set resume=false")
         model.load_state_dict(state["model"])
-        optimizer = torch.optim.Adam(model.parameters(), lr=base.lr)
+        if base.sparse:
+            model.use_sparse_gradients()
+        optimizer = make_optimizer(model, base.lr, torch_device, sparse=base.sparse)
         optimizer.load_state_dict(state["optimizer"])
         generators = [torch.Generator().set_state(g) for g in state["generators"]]
         history.extend(state["history"])
@@ -267,6 +277,7 @@ def run(
             seeds=[s.seed for s in specs], device=torch_device,
             start_epoch=start_epoch, optimizer=optimizer, generators=generators,
             on_epoch_end=epoch_end_with_checkpoint, progress=progress,
+            num_negatives=base.num_negatives if base.strategy == "negsamp" else 0, sparse=base.sparse,
         )
     except _EarlyStop:
         pass

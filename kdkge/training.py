@@ -57,11 +57,60 @@ def batch_order(n: int, batch_size: int, generator: torch.Generator, device: tor
     return list(torch.split(perm, batch_sizes(n, batch_size)))
 
 
-def make_optimizer(params, lr: float, device: torch.device) -> torch.optim.Optimizer:
+def make_optimizer(params, lr: float, device: torch.device, sparse: bool = False):
     """Adam (Kingma & Ba 2014).  ``fused=True`` updates all parameters in one kernel per tensor
-    (≈3× faster on CPU than the default per-op loop; the same update up to float rounding)."""
+    (≈3× faster on CPU than the default per-op loop; the same update up to float rounding).
+
+    ``sparse=True`` (``params`` is then the model, whose embeddings give sparse gradients, see
+    :meth:`kdkge.models.base.KGEModel.use_sparse_gradients`) returns a :class:`SparseAdam`.
+    """
+    device = torch.device(device)
+    if sparse:
+        return SparseAdam(params, lr, device)
+    if isinstance(params, torch.nn.Module):
+        params = params.parameters()
     fused = device.type in ("cpu", "cuda")
     return torch.optim.Adam(params, lr=lr, fused=fused)
+
+
+class SparseAdam:
+    """Adam for negative sampling on large graphs: only the embedding rows a batch touched are updated.
+
+    :class:`torch.optim.SparseAdam` on the embedding matrices — "lazy" Adam: a row's moments and
+    value change only in the steps whose batch looked it up, so a step costs O(rows touched), not
+    O(|E|·w) — and ordinary Adam on the batch norms.  On a small graph where every row is touched in
+    every step it is the same as Adam; otherwise rows not looked up keep their moments unchanged
+    instead of decaying them.  Has the optimizer methods the training loop and checkpoints use.
+    """
+
+    def __init__(self, model: torch.nn.Module, lr: float, device: torch.device):
+        embeddings = model.embedding_parameters()
+        ids = {id(p) for p in embeddings}
+        rest = [p for p in model.parameters() if id(p) not in ids]
+        self.optimizers = [torch.optim.SparseAdam(embeddings, lr=lr)]
+        if rest:
+            self.optimizers.append(make_optimizer(rest, lr, device))
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return [group for opt in self.optimizers for group in opt.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for opt in self.optimizers:
+            opt.step()
+
+    def state_dict(self) -> dict:
+        return {"sparse_adam": [opt.state_dict() for opt in self.optimizers]}
+
+    def load_state_dict(self, state: dict) -> None:
+        if "sparse_adam" not in state or len(state["sparse_adam"]) != len(self.optimizers):
+            raise ValueError("the saved optimizer state is not a sparse-Adam state (was the run trained with loss.sparse=false?)")
+        for opt, saved in zip(self.optimizers, state["sparse_adam"]):
+            opt.load_state_dict(saved)
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -130,6 +179,31 @@ class _BatchTargets:
         return torch.cat(ks), torch.cat(rows), torch.cat(cols)
 
 
+class _NegativeSampler:
+    """Candidate tails ``[true tail, k uniform negatives]`` of a batch and their positive cells."""
+
+    def __init__(self, num_entities: int, k: int, stack: int, device: torch.device):
+        self.num_entities, self.k, self.stack, self.device = num_entities, k, stack, device
+
+    def candidates(self, true_tails: torch.Tensor, generators: list[torch.Generator], slot: list[int]) -> torch.Tensor:
+        """``[B, 1 + k]`` (one generator) or ``[B, K, 1 + k]`` (slice ``k`` draws from ``generators[slot[k]]``).
+
+        Drawn on the CPU generators (the same negatives on any device), one transfer per step.
+        """
+        batch = true_tails.shape[0]
+        drawn = [torch.randint(self.num_entities, (batch, self.k), generator=g) for g in generators]
+        if len(generators) == 1:
+            return torch.cat([true_tails.unsqueeze(-1), drawn[0].to(self.device)], dim=-1)
+        per_slice = torch.stack([drawn[slot[k]] for k in range(self.stack)], dim=1).to(self.device)  # [B, K, k]
+        return torch.cat([true_tails.unsqueeze(-1), per_slice], dim=-1)
+
+    def positive_cells(self, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The true tail is column 0 of every row of every slice."""
+        ks = torch.arange(self.stack, device=self.device).repeat_interleave(batch)
+        rows = torch.arange(batch, device=self.device).repeat(self.stack)
+        return ks, rows, torch.zeros_like(rows)
+
+
 def train_epochs(
     model: torch.nn.Module,
     labels: TrainingLabels,
@@ -145,8 +219,18 @@ def train_epochs(
     generators: list[torch.Generator] | None = None,
     on_epoch_end: Callable | None = None,
     progress: bool = True,
+    num_negatives: int = 0,
+    sparse: bool = False,
 ) -> torch.optim.Optimizer:
     """Train for epochs ``start_epoch + 1 … epochs``.
+
+    ``num_negatives = k > 0`` trains by negative sampling: each 1vsAll data point ``(h, r, t)``
+    scores its true tail and ``k`` entities drawn uniformly (with replacement, not filtered: the
+    usual approximation on large graphs, where a drawn entity is rarely a true tail) instead of all
+    ``|E|``; the loss sees a ``[K, B, 1 + k]`` score tensor with the positive in column 0.  The
+    negatives are drawn on the batch-order generator after the epoch's permutation, so a run
+    (and its resume) is reproducible.  ``sparse`` (negative sampling only) trains the embeddings
+    with sparse gradients and :class:`SparseAdam`.
 
     ``losses[k]`` is configuration ``k``'s loss.  ``on_epoch_end(epoch, mean_losses, optimizer,
     generators)`` runs after every epoch (metrics, checkpoints); ``generators`` are the batch-order
@@ -156,8 +240,12 @@ def train_epochs(
     if len(seeds) != stack:
         raise ValueError(f"need one seed per configuration: {len(seeds)} seeds for {stack} losses")
     device = torch.device(device)
+    if sparse and not num_negatives:
+        raise ValueError("sparse gradients need negative sampling (num_negatives > 0): 1vsAll/KvsAll touch every entity")
+    if sparse:
+        model.use_sparse_gradients()
     if optimizer is None:
-        optimizer = make_optimizer(model.parameters(), lr, device)
+        optimizer = make_optimizer(model if sparse else model.parameters(), lr, device, sparse=sparse)
     distinct = sorted(set(seeds))
     if generators is None:
         generators = [torch.Generator().manual_seed(int(s)) for s in distinct]  # CPU: same batches on any device
@@ -170,6 +258,11 @@ def train_epochs(
     # the whole batch; every later op is row-wise): score each distinct query once, weight its BCE
     # terms by its multiplicity.  Same loss and gradients; UMLS batches hold ~63 % distinct queries.
     dedup = targets.one_per_point and len(generators) == 1 and all(isinstance(fn, BCELoss) for fn in losses)
+    if num_negatives:
+        if not targets.one_per_point:
+            raise ValueError("negative sampling needs one true tail per data point (1vsAll labels)")
+        dedup = False
+        negatives = _NegativeSampler(model.num_entities, num_negatives, stack, device)
     model.train()
     bar = tqdm(range(start_epoch + 1, epochs + 1), desc="epochs", disable=not progress, leave=False)
     for epoch in bar:
@@ -177,6 +270,18 @@ def train_epochs(
         epoch_loss = torch.zeros(stack, dtype=torch.float64, device=device)
         for step in range(len(orders[0])):
             representatives = weights = None
+            if num_negatives:
+                idx = torch.stack([orders[slot[k]][step] for k in range(stack)], dim=1) if len(generators) > 1 else orders[0][step]
+                h, r = heads[idx], relations[idx]
+                tails = negatives.candidates(labels.tails[idx], generators, slot)
+                scores = model.score_tails_stacked(h, r, tails)  # [K, B, 1 + k]
+                ks, rows, cols = negatives.positive_cells(len(idx))
+                total = stacked_losses(losses, scores, ks, rows, cols)
+                optimizer.zero_grad(set_to_none=True)
+                total.sum().backward()
+                optimizer.step()
+                epoch_loss.add_(total.detach(), alpha=len(idx))
+                continue
             if len(generators) == 1:
                 idx = orders[0][step]
                 h, r = heads[idx], relations[idx]

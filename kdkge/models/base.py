@@ -25,12 +25,46 @@ import torch
 from torch import nn
 
 
+class _SparseRows(torch.autograd.Function):
+    """Rows ``weight[idx]`` (``idx [N]``, or ``[N, K]`` with a row per slice) whose gradient is a
+    sparse COO tensor holding only the looked-up rows, for :class:`torch.optim.SparseAdam`.
+
+    ``nn.Embedding(sparse=True)`` needs a 2-D weight, and autograd cannot reshape a sparse gradient
+    back to the ``[num, K, w]`` parameter; this writes it in the parameter's own shape.
+    """
+
+    @staticmethod
+    def forward(ctx, weight: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(idx)
+        ctx.shape = weight.shape
+        if idx.dim() == 1:
+            return weight.index_select(0, idx)
+        return weight[idx, torch.arange(weight.shape[1], device=idx.device)]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (idx,) = ctx.saved_tensors
+        stack = ctx.shape[1]
+        rows = idx.reshape(-1) if idx.dim() == 2 else idx.repeat_interleave(stack)
+        slices = torch.arange(stack, device=idx.device).repeat(len(rows) // stack)
+        # one layout for both index shapes (autograd adds the head and tail lookups' gradients):
+        # sparse over (row, slice), dense over width
+        indices = torch.stack([rows, slices])
+        values = grad.reshape(-1, grad.shape[-1])
+        return torch.sparse_coo_tensor(indices, values, ctx.shape, check_invariants=False), None
+
+
 class StackedEmbedding(nn.Module):
-    """``num`` vectors of width ``width`` for each of ``stack`` configurations: weight ``[num, K, w]``."""
+    """``num`` vectors of width ``width`` for each of ``stack`` configurations: weight ``[num, K, w]``.
+
+    ``sparse = True`` makes lookups return sparse gradients (only the rows a batch touched), for
+    negative sampling on large graphs with :class:`torch.optim.SparseAdam`; :meth:`all` stays dense.
+    """
 
     def __init__(self, num: int, width: int, stack: int = 1):
         super().__init__()
         self.num, self.width, self.stack = num, width, stack
+        self.sparse = False
         self.weight = nn.Parameter(torch.empty(num, stack, width))
 
     def reset_parameters(self, generators: list[torch.Generator]) -> None:
@@ -50,6 +84,8 @@ class StackedEmbedding(nn.Module):
         ``index_select`` rather than advanced indexing: its backward is an ``index_add`` into the
         gradient, about twice as fast on CPU as the serial accumulating ``index_put`` of ``weight[idx]``.
         """
+        if self.sparse:
+            return _SparseRows.apply(self.weight, idx)
         if idx.dim() == 1:
             return self.weight.index_select(0, idx)
         # row idx[b, k] of slice k is row idx[b, k]·K + k of the [N·K, w] view
@@ -111,6 +147,27 @@ class KGEModel(nn.Module):
         """Tail vectors of all entities, ``[|E|, K, w]``."""
         raise NotImplementedError
 
+    def tail_vectors(self, idx: torch.Tensor) -> torch.Tensor:
+        """Tail vectors of the entities ``idx`` (``[N]``, or ``[N, K]`` per slice): ``[N, K, w]``.
+
+        Rows of :meth:`tail_embeddings` looked up without building the whole matrix.  The default
+        assumes the contract above (tails are the raw entity embedding ``self.entities``); a model
+        with other tails overrides it (``tests/test_models.py`` checks the two agree for every model).
+        """
+        return self.entities(idx)
+
+    # --- large graphs ---------------------------------------------------------------------
+    def use_sparse_gradients(self, enabled: bool = True) -> "KGEModel":
+        """Embedding lookups return sparse gradients (negative sampling with ``SparseAdam``)."""
+        for module in self.modules():
+            if isinstance(module, StackedEmbedding):
+                module.sparse = enabled
+        return self
+
+    def embedding_parameters(self) -> list[nn.Parameter]:
+        """The embedding matrices (the parameters that get sparse gradients); the rest are batch norms."""
+        return [m.weight for m in self.modules() if isinstance(m, StackedEmbedding)]
+
     # --- scoring, shared ------------------------------------------------------------------
     def score_all_tails_stacked(self, h: torch.Tensor, r: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """Scores of ``(h, r, x)`` for every entity x and every slice: ``[K, B, |E|]``.
@@ -125,6 +182,23 @@ class KGEModel(nn.Module):
         q = q.transpose(0, 1)  # [K, B, w]
         tails = self.tail_embeddings().permute(1, 2, 0)  # [K, w, |E|]
         return torch.bmm(q, tails)
+
+    def score_tails_stacked(self, h: torch.Tensor, r: torch.Tensor, tails: torch.Tensor) -> torch.Tensor:
+        """Scores of ``(h, r, x)`` for the candidate tails ``x`` of each data point: ``[K, B, n]``.
+
+        ``tails [B, n]`` (the same candidates for every slice) or ``[B, K, n]`` (own candidates per
+        slice, for stacked seeds).  Negative sampling (Sec. 3.2's alternative to 1vsAll) scores the
+        true tail and ``k`` sampled entities, ``n = 1 + k``, instead of all ``|E|`` entities; the
+        score of a candidate is the same ``⟨q(h, r), t⟩`` as in :meth:`score_all_tails_stacked`.
+        """
+        q = self.query(h, r)  # [B, K, w]
+        batch, stack = q.shape[0], q.shape[1]
+        if tails.dim() == 2:
+            vectors = self.tail_vectors(tails.reshape(-1)).view(batch, tails.shape[1], stack, -1)
+        else:
+            n = tails.shape[2]
+            vectors = self.tail_vectors(tails.permute(0, 2, 1).reshape(-1, stack)).view(batch, n, stack, -1)
+        return torch.einsum("bkw,bnkw->kbn", q, vectors)
 
     def score_all_tails(self, h: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         """Scores of ``(h, r, x)`` for every entity x: ``[B, |E|]`` (unstacked models)."""

@@ -1,0 +1,209 @@
+"""Negative sampling (issue 8, "bigger graphs"): candidate scoring, sparse gradients, lazy Adam,
+the training strategy end to end (determinism, stacking, resume) and its configuration."""
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+
+from kdkge import app
+from kdkge.config import CONF_DIR
+from kdkge.experiment import RunSpec, run, run_one
+from kdkge.losses import build_loss, stacked_losses
+from kdkge.models import available_models, build_model
+from kdkge.training import SparseAdam, _NegativeSampler
+
+torch.set_num_threads(1)
+FAST = dict(dataset="nations", epochs=3, batch_size=256, strategy="negsamp", num_negatives=5)
+
+
+def model_with_weights(name, stack=1, seed=0):
+    dim = 16
+    model = build_model(name, 30, 7, dim, stack=stack)
+    model.reset_parameters(list(range(seed, seed + stack)))
+    return model.double().train()
+
+
+@pytest.mark.parametrize("name", available_models())
+def test_tail_vectors_are_rows_of_tail_embeddings(name):
+    model = model_with_weights(name, stack=2)
+    idx = torch.tensor([3, 0, 29, 3])
+    assert torch.equal(model.tail_vectors(idx), model.tail_embeddings()[idx])
+    per_slice = torch.tensor([[1, 2], [5, 5], [29, 0]])
+    expected = torch.stack([model.tail_embeddings()[per_slice[:, k], k] for k in range(2)], dim=1)
+    assert torch.equal(model.tail_vectors(per_slice), expected)
+
+
+@pytest.mark.parametrize("name", available_models())
+def test_candidate_scores_equal_the_all_tails_scores_at_those_tails(name):
+    model = model_with_weights(name, stack=2)
+    h, r = torch.tensor([0, 4, 9, 4]), torch.tensor([1, 6, 0, 6])
+    every = model.score_all_tails_stacked(h, r)  # [K, B, |E|]; training-mode batch norm over the same batch
+    shared = torch.tensor([[2, 0, 29], [5, 5, 1], [7, 8, 9], [0, 1, 2]])
+    got = model.score_tails_stacked(h, r, shared)  # [K, B, 3]
+    expected = torch.stack([every[k].gather(1, shared) for k in range(2)])
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    own = torch.randint(30, (4, 2, 3), generator=torch.Generator().manual_seed(1))  # [B, K, n]
+    got = model.score_tails_stacked(h, r, own)
+    expected = torch.stack([every[k].gather(1, own[:, k]) for k in range(2)])
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["distmult", "kd_distmult", "kd_complex"])
+@pytest.mark.parametrize("per_slice", [False, True])
+def test_sparse_gradients_equal_dense_gradients(name, per_slice):
+    dense, sparse = model_with_weights(name, stack=2), model_with_weights(name, stack=2).use_sparse_gradients()
+    h, r = torch.tensor([0, 4, 9, 4]), torch.tensor([1, 6, 0, 6])
+    if per_slice:
+        h, r = torch.stack([h, h.flip(0)], 1), torch.stack([r, r.flip(0)], 1)
+    tails = torch.tensor([[2, 0, 29], [5, 5, 1], [7, 8, 9], [0, 1, 2]])
+    for model in (dense, sparse):
+        model.score_tails_stacked(h, r, tails).pow(2).sum().backward()
+    for (n, a), b in zip(dense.named_parameters(), sparse.parameters()):
+        if b.grad.is_sparse:
+            assert n.endswith("weight") and any(b is p for p in sparse.embedding_parameters())
+            b = b.grad.to_dense()
+        else:
+            b = b.grad
+        torch.testing.assert_close(b, a.grad, rtol=1e-12, atol=1e-12, msg=n)
+    assert all(p.grad.is_sparse for p in sparse.embedding_parameters())
+
+
+def test_sparse_adam_updates_only_touched_rows_and_matches_adam_on_them():
+    torch.manual_seed(0)
+    model = build_model("distmult", 50, 4, 8).double().train()
+    reference = build_model("distmult", 50, 4, 8).double().train()
+    reference.load_state_dict(model.state_dict())
+    model.use_sparse_gradients()
+    lazy, adam = SparseAdam(model, 0.01, torch.device("cpu")), torch.optim.Adam(reference.parameters(), lr=0.01)
+    h, r, tails = torch.tensor([0, 1, 2]), torch.tensor([0, 1, 3]), torch.tensor([[3, 4], [5, 6], [7, 3]])
+    for m, opt in ((model, lazy), (reference, adam)):
+        opt.zero_grad()
+        m.score_tails_stacked(h, r, tails).sum().backward()
+        opt.step()
+    touched = torch.zeros(50, dtype=torch.bool)
+    touched[[0, 1, 2, 3, 4, 5, 6, 7]] = True
+    before = build_model("distmult", 50, 4, 8).double()
+    before.load_state_dict(reference.state_dict())
+    after, expected = model.entities.weight[:, 0], reference.entities.weight[:, 0]
+    # rows not looked up: SparseAdam leaves them; dense Adam leaves them too on step 1 (zero grad,
+    # zero moments), so the difference between the optimizers shows only in later steps
+    torch.testing.assert_close(after[touched], expected[touched], rtol=1e-6, atol=1e-9)
+    torch.testing.assert_close(after[~touched], expected[~touched])
+    state = lazy.state_dict()
+    fresh = SparseAdam(model, 0.01, torch.device("cpu"))
+    fresh.load_state_dict(state)
+    with pytest.raises(ValueError, match="not a sparse-Adam state"):
+        fresh.load_state_dict(adam.state_dict())
+
+
+def test_negative_sampler_puts_the_true_tail_first_and_is_reproducible():
+    sampler = _NegativeSampler(num_entities=40, k=6, stack=2, device=torch.device("cpu"))
+    true_tails = torch.tensor([3, 39, 0])
+    a = sampler.candidates(true_tails, [torch.Generator().manual_seed(7)], [0, 0])
+    b = sampler.candidates(true_tails, [torch.Generator().manual_seed(7)], [0, 0])
+    assert a.shape == (3, 7) and torch.equal(a, b) and torch.equal(a[:, 0], true_tails)
+    assert 0 <= int(a.min()) and int(a.max()) < 40
+    per_slice = sampler.candidates(torch.tensor([[3, 4], [39, 1], [0, 2]]), [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)], [0, 1])
+    assert per_slice.shape == (3, 2, 7) and not torch.equal(per_slice[:, 0, 1:], per_slice[:, 1, 1:])
+    ks, rows, cols = sampler.positive_cells(3)
+    assert ks.tolist() == [0, 0, 0, 1, 1, 1] and rows.tolist() == [0, 1, 2, 0, 1, 2] and cols.tolist() == [0] * 6
+
+
+@pytest.mark.parametrize("calibration, alpha", [("none", None), ("ls", 0.2)])
+def test_the_loss_over_candidates_is_the_bce_of_eq2_over_1_plus_k_columns(calibration, alpha):
+    scores = torch.randn(1, 4, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    ks, rows, cols = _NegativeSampler(100, 5, 1, torch.device("cpu")).positive_cells(4)
+    got = stacked_losses([build_loss(calibration, alpha)], scores, ks, rows, cols)[0]
+    target = torch.zeros(4, 6, dtype=torch.float64)
+    target[:, 0] = 1
+    if alpha:
+        target = (1 - alpha) * target + alpha / 2  # Sec. 3.3.1
+    expected = F.binary_cross_entropy_with_logits(scores[0], target)  # mean over B·(1 + k)
+    torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_negative_sampling_trains_deterministically(sparse):
+    spec = RunSpec(model="kd_distmult", dim=16, sparse=sparse, **{**FAST, "epochs": 25})
+    a, b = run_one(spec, progress=False), run_one(spec, progress=False)
+    assert a.metrics == b.metrics and a.losses == b.losses
+    assert a.losses[-1] < a.losses[0]
+    assert a.metrics["train"]["mrr"] > 0.4  # random ranking of 14 entities gives ≈ 0.25
+    other = run_one(dataclasses.replace(spec, num_negatives=3), progress=False)
+    assert other.losses != a.losses
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_stacked_negative_sampling_equals_separate_runs(sparse):
+    variants = [RunSpec(model="distmult", dim=9, calibration=c, alpha=al, seed=s, sparse=sparse, **FAST)
+                for c, al, s in (("none", None, 1), ("lr", 0.1, 1), ("none", None, 2))]
+    stacked = run(variants, progress=False)
+    for spec, together in zip(variants, stacked):
+        alone = run_one(spec, progress=False)
+        assert together.losses == pytest.approx(alone.losses, rel=1e-5)
+        for split in ("train", "valid", "test"):
+            assert together.metrics[split] == pytest.approx(alone.metrics[split], rel=1e-5, abs=1e-6)
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_an_interrupted_sparse_negative_sampling_run_resumes_exactly(tmp_path):
+    spec = RunSpec(model="kd_rel_distmult", dim=16, sparse=True, **{**FAST, "epochs": 6})
+    uninterrupted = run_one(spec, progress=False)
+    path = tmp_path / "state.pt"
+
+    def stop_at_4(epoch, *_):
+        if epoch == 4:
+            raise _Stop  # after the epoch-3 checkpoint, before epoch 4's is written
+
+    with pytest.raises(_Stop):
+        run([spec], progress=False, checkpoint=path, checkpoint_every=1, extra_epoch_hook=stop_at_4)
+    assert torch.load(path, weights_only=False)["epoch"] == 3
+    resumed = run([spec], progress=False, checkpoint=path, checkpoint_every=1, resume=True)[0]
+    assert resumed.losses == uninterrupted.losses and resumed.metrics == uninterrupted.metrics
+
+
+def test_runspec_rejects_bad_negative_sampling_settings():
+    with pytest.raises(ValueError, match="num_negatives=0 must be a positive integer"):
+        RunSpec(strategy="negsamp", num_negatives=0).validate()
+    with pytest.raises(ValueError, match="sparse gradients need negative sampling"):
+        RunSpec(strategy="1vsall", sparse=True).validate()
+    from kdkge.training import train_epochs
+
+    with pytest.raises(ValueError, match="need negative sampling"):
+        train_epochs(build_model("distmult", 3, 3, 4), None, [build_loss()], epochs=1, batch_size=2, lr=0.01,
+                     seeds=[1], device="cpu", sparse=True)
+
+
+def compose_config(*overrides):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides))
+
+
+def test_negsamp_config_composes_and_reaches_the_run_spec():
+    cfg = compose_config("loss=negsamp", "loss.num_negatives=8", "loss.sparse=true", "model=kd_distmult")
+    spec = app.run_spec(cfg)
+    assert (spec.strategy, spec.num_negatives, spec.sparse) == ("negsamp", 8, True)
+    assert app.default_run_name(cfg) == "kd_distmult-umls-d256-negsamp8-sparse"
+    assert app.config_hash(cfg) != app.config_hash(compose_config("loss=negsamp", "model=kd_distmult"))
+
+
+def test_negative_sampling_keys_leave_other_strategies_hashes_unchanged():
+    for strategy in ("1vsall", "kvsall"):
+        data = app.semantic_config(compose_config(f"loss={strategy}"))
+        assert data["loss"] == {"strategy": strategy}  # as before negative sampling existed
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["loss.sparse=true"], "loss.sparse applies to negative sampling only: add loss=negsamp"),
+    (["loss.num_negatives=4"], "loss.num_negatives applies to negative sampling only"),
+    (["loss=negsamp", "loss.num_negatives=0"], "loss.num_negatives=0 must be a positive integer"),
+])
+def test_bad_negative_sampling_config_is_a_one_line_error(overrides, message):
+    with pytest.raises(app.ConfigError, match=message):
+        app.validate(compose_config(*overrides))
