@@ -47,7 +47,7 @@ def test_groups_and_options_exist():
     assert MODELS == ["complex", "distmult", "kd_complex", "kd_distmult", "kd_rel_complex", "kd_rel_distmult"]
     assert DATASETS == ["custom", "kinship", "nations", "umls"]
     assert CALIBRATIONS == ["lr", "lr_0.1", "lr_0.2", "ls", "ls_0.1", "ls_0.2", "none"]
-    assert sorted(p.stem for p in (CONF_DIR / "loss").glob("*.yaml")) == ["1vsall", "kvsall"]
+    assert sorted(p.stem for p in (CONF_DIR / "loss").glob("*.yaml")) == ["1vsall", "kvsall", "negsamp"]
     assert sorted(p.stem for p in (CONF_DIR / "tracking").glob("*.yaml")) == ["mlflow", "none"]
 
 

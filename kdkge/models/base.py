@@ -198,7 +198,9 @@ class KGEModel(nn.Module):
         else:
             n = tails.shape[2]
             vectors = self.tail_vectors(tails.permute(0, 2, 1).reshape(-1, stack)).view(batch, n, stack, -1)
-        return torch.einsum("bkw,bnkw->kbn", q, vectors)
+        if stack == 1:  # [B, n, w] × [B, w, 1]: no transposed copy of the candidates
+            return torch.bmm(vectors.squeeze(2), q.transpose(1, 2)).squeeze(-1).unsqueeze(0)
+        return (vectors * q.unsqueeze(1)).sum(-1).permute(2, 0, 1)  # [B, n, K] → [K, B, n]
 
     def score_all_tails(self, h: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         """Scores of ``(h, r, x)`` for every entity x: ``[B, |E|]`` (unstacked models)."""
