@@ -4,7 +4,8 @@ The paper reports one seed per cell (and its Tables 4–6 swing by ±0.1 MRR bet
 sizes).  Train a cell with several seeds — ``make sweep SWEEP=table2_seeds`` (seeds 1–5; on clean
 data the five seeds of one configuration are stacked into one job) or ``python train.py -m
 seed=1,2,3,4,5 ...`` — then ``python -m kdkge.seeds`` (``make seeds``) writes
-``results/table2_seeds.md``:
+``results/seeds.md`` for every cell with several seeds (``make tables`` writes Table 2's cells in
+the paper's layout as ``results/table2_seeds.*``, :mod:`kdkge.seed_tables`):
 
 * per (dataset, model, d, calibration, noise): n seeds, mean ± sample std of test MRR and
   Hits@1/3/10, and a percentile-bootstrap 95 % interval of the mean MRR;
@@ -51,21 +52,28 @@ def sign_test_p(wins: int, losses: int) -> float:
 
 
 def runs_frame(tracking_uri: str | None, experiments: Sequence[str]) -> pd.DataFrame:
-    """One row per FINISHED (configuration, seed), newest first wins; columns CELL + seed + METRICS."""
-    from .tracking import find_runs
+    """One row per FINISHED (configuration, seed), the newest; columns CELL + seed + METRICS.
 
-    frames = [find_runs(tracking_uri, experiment=name) for name in experiments]
-    frames = [f for f in frames if not f.empty]
-    if not frames:
+    Built on :func:`kdkge.tables.load_runs` (the one loader of FINISHED runs, newest per config hash).
+    """
+    from .tables import load_runs
+
+    runs = load_runs(tracking_uri, experiments).runs
+    if runs.empty:
         return pd.DataFrame(columns=CELL + ["seed"] + METRICS)
-    df = pd.concat(frames, ignore_index=True)
-    df = df[df["status"] == "FINISHED"].sort_values("start_time", ascending=False)
-    out = pd.DataFrame({key: df[f"tags.{key}"].fillna("") for key in CELL + ["seed"]})
+    runs = runs[runs["seed"].notna()]
+    out = pd.DataFrame({
+        "dataset": runs["dataset"], "model": runs["model"], "dim": runs["dim"].astype(int),
+        "calibration": runs["calibration"],
+        "alpha": runs["alpha"].map(lambda a: "" if a != a else f"{a:g}"),
+        "noise_ratio": runs["noise"].map(lambda v: f"{v:g}" if v else "0.0"),
+        "epochs": runs["epochs"].map(lambda v: "" if v != v else f"{v:g}"),
+        "strategy": runs["strategy"].fillna(""),
+        "seed": runs["seed"].astype(int),
+    })
     for metric in METRICS:
-        out[metric] = df[f"metrics.{metric}"].astype(float)
-    out["dim"] = out["dim"].astype(int)
-    out["seed"] = out["seed"].astype(int)
-    return out.drop_duplicates(CELL + ["seed"], keep="first").reset_index(drop=True)
+        out[metric] = runs[metric].astype(float)
+    return out.drop_duplicates(CELL + ["seed"], keep="first").reset_index(drop=True)  # runs: newest first
 
 
 def summarise(df: pd.DataFrame) -> pd.DataFrame:
@@ -133,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Mean ± std over seeds and paired comparisons, from MLflow.")
     parser.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI or sqlite:///<repo>/mlflow.db")
     parser.add_argument("--experiments", nargs="+", default=["kdkge-umls", "kdkge-kinship"])
-    parser.add_argument("--out", default="results/table2_seeds.md")
+    parser.add_argument("--out", default="results/seeds.md")
     args = parser.parse_args(argv)
     df = runs_frame(args.tracking_uri, args.experiments)
     multi = df.groupby(CELL)["seed"].transform("nunique") > 1 if not df.empty else []

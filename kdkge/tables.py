@@ -9,7 +9,9 @@
   upper/lower halves of the size sweep with "avg." rows (Tables 5, 6); best entries in bold;
 * ``REPRODUCTION.md`` — ours | paper | difference for every cell we have, and the paper's claims
   evaluated on our runs (and, for reference, on the paper's own numbers);
-* ``mrr_vs_params_{umls,kinship}.png`` — test MRR against |Θ| (log x) over the size sweep.
+* ``mrr_vs_params_{umls,kinship}.png`` — test MRR against |Θ| (log x) over the size sweep;
+* ``table2_seeds.{md,tex,csv}`` — Table 2 over several seeds: mean ± std, bootstrap intervals,
+  paired KD − DistMult tests (:mod:`kdkge.seed_tables`; once a cell has two seeds).
 
 Everything written is also logged as artifacts of one run in the MLflow experiment
 ``kdkge-tables`` (``--log-experiment``; ``--no-log`` to skip).
@@ -1250,6 +1252,12 @@ def make_tables(tracking_uri: str | None = None, experiments: Sequence[str] = DE
         report.written.append(path)
         missing, expected, missing_runs, cells = table.missing_counts()
         print(f"Table {n}: {cells - missing_runs}/{cells} cells, {missing}/{expected} values missing -> {out}/table{n}.*")
+    from . import seed_tables
+
+    seeded = seed_tables.write(pool, paper, out)
+    report.written.extend(seeded)
+    print(f"Table 2 over seeds -> {out}/{seed_tables.STEM}.*" if seeded
+          else "Table 2 over seeds: no cell has two seeds yet (make sweep SWEEP=table2_seeds); skipped.")
     for ds in DATASETS:
         path = out / f"mrr_vs_params_{ds}.png"
         if plot_mrr_vs_params(pool, paper, ds, path):

@@ -297,3 +297,45 @@ def test_empty_pool_builds_empty_tables(paper):
     assert not any(t.has_runs for t in tables.values())
     md = T.render_markdown(tables[5])
     assert "Missing: 300 of 300 values" in md
+
+
+def test_table2_over_seeds_mean_std_and_paired_tests(tmp_path):
+    """make tables' multi-seed Table 2 (kdkge.seed_tables): values against hand computations."""
+    from kdkge import seed_tables
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    base = [0.50, 0.52, 0.48, 0.51, 0.49]
+    for seed, mrr in enumerate(base, start=1):
+        log_run(uri, "umls", "distmult", 289, mrr, seed=seed, train_mrr=0.9)
+        log_run(uri, "umls", "kd_distmult", 256, mrr + (0.05 if seed != 3 else -0.01), seed=seed)
+    log_run(uri, "umls", "kd_rel_distmult", 289, 0.6, seed=2, epochs=50)  # not at the paper's settings: ignored
+    log_run(uri, "umls", "distmult", 144, 0.9, seed=2)  # not Table 2's size: ignored
+    pool = T.load_runs(uri, ["kdkge-umls"])
+    cells, pairs = seed_tables.build(pool, T.load_paper_tables())
+    dm = cells[(cells.model == "distmult") & (cells.split == "test") & (cells.dataset == "umls")].iloc[0]
+    assert (dm.n, dm.dim, dm.seeds) == (5, 289, "1,2,3,4,5")
+    assert dm.mrr_mean == pytest.approx(0.5) and dm.mrr_std == pytest.approx(0.0158113883, rel=1e-6)
+    assert dm.hits_1_mean == pytest.approx(0.42)
+    assert dm.mrr_ci_low < 0.5 < dm.mrr_ci_high
+    train = cells[(cells.model == "distmult") & (cells.split == "train") & (cells.dataset == "umls")].iloc[0]
+    assert train.mrr_mean == pytest.approx(0.9) and train.mrr_std == pytest.approx(0.0, abs=1e-12)
+    assert cells[(cells.model == "kd_rel_distmult") & (cells.dataset == "umls")].n.tolist() == [0, 0]
+    pair = pairs.set_index("comparison").loc["KD-DistMult − DistMult"]
+    assert (pair.n, pair.wins, pair.losses) == (5, 4, 1)
+    assert pair.mean_diff == pytest.approx((4 * 0.05 - 0.01) / 5)
+    assert pair.sign_p == pytest.approx(6 / 16)  # 2·P(W ≤ 1), W ~ Bin(5, ½)
+    written = seed_tables.write(pool, T.load_paper_tables(), tmp_path)
+    assert [p.name for p in written] == ["table2_seeds.md", "table2_seeds.tex", "table2_seeds.csv", "table2_seeds_pairs.csv"]
+    text = written[0].read_text()
+    assert "| DistMult | test | 289 | 5 (1,2,3,4,5) | 0.500 ± 0.016 |" in text
+    assert "| UMLS | KD-DistMult − DistMult | 5 | +0.038 |" in text and "4/1 | 0.375 |" in text
+    assert r"0.500 $\pm$ 0.016" in written[1].read_text()
+
+
+def test_table2_over_seeds_is_skipped_with_one_seed(store, tmp_path):
+    from kdkge import seed_tables
+
+    stale = tmp_path / "table2_seeds.md"
+    stale.write_text("old")
+    assert seed_tables.write(T.load_runs(store, list(T.DEFAULT_EXPERIMENTS)), T.load_paper_tables(), tmp_path) == []
+    assert not stale.exists()
