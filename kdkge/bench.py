@@ -127,6 +127,7 @@ def bench_frameworks(rounds: int, warmup: int, epochs: int, threads: int) -> dic
         drivers["dicee"] = (BENCH_PYTHON, "dicee_driver.py", ["--data", data, *common])
     per_round: dict[str, list[float]] = {name: [] for name in drivers}  # wall seconds per epoch
     cpu_round: dict[str, list[float]] = {name: [] for name in drivers}  # the driver process's CPU seconds
+    floors: list[float] = []  # CPU seconds per epoch of the three matrix products alone (kdkge driver)
     meta: dict[str, dict] = {}
     for r in range(rounds):
         for name, (python, script, args) in drivers.items():
@@ -135,6 +136,8 @@ def bench_frameworks(rounds: int, warmup: int, epochs: int, threads: int) -> dic
                 per_round[name].append(median(result["epoch_seconds"]))
                 cpu_round[name].append(median(result["epoch_cpu_seconds"]))
                 meta[name] = result
+                if "matmul_floor_cpu_seconds" in result:
+                    floors.append(result["matmul_floor_cpu_seconds"])
         log(f"  round {r + 1}/{rounds}: " + ", ".join(f"{n} {v[-1] * 1000:.1f} ms" for n, v in per_round.items() if v))
     out = {"threads": threads, "rounds": rounds, "warmup": warmup, "epochs": epochs, "missing": [n for n, ok in available.items() if not ok]}
     for name, values in per_round.items():
@@ -146,6 +149,8 @@ def bench_frameworks(rounds: int, warmup: int, epochs: int, threads: int) -> dic
                 "framework": meta[name].get("framework", name),
                 "training_instances": meta[name].get("training_instances"),
             }
+    if floors and "kdkge" in out:
+        out["kdkge"]["matmul_floor_cpu_ms"] = median(floors) * 1000
     return out
 
 
@@ -396,6 +401,19 @@ def write_report(path: Path, command: str, machine: dict, results: dict, elapsed
         for name in fw.get("missing", []):
             lines.append(f"| {name} | — | not installed in .bench-venv | — |")
         lines.append("")
+        floor = fw["kdkge"].get("matmul_floor_cpu_ms")
+        if floor:
+            lines.append(f"Floor: the three matrix products every step must do (scores Q·Eᵀ and the gradients G·E and Gᵀ·Q, "
+                         f"float32, the epoch's batches), timed alone, take **{floor:.1f} ms** of CPU per epoch on this core; "
+                         f"kdkge's whole epoch is {fw['kdkge']['cpu_epoch_ms'] / floor:.1f}× that.")
+            for name in ("pykeen", "dicee"):
+                if name in fw:
+                    need = fw[name]["cpu_epoch_ms"] / 10
+                    verdict = ("below the floor: no implementation doing these float32 FLOPs on this core can be 10× faster"
+                               if need < floor else "above the floor: possible in principle")
+                    lines.append(f"- 10× faster than {fw[name]['framework']} needs ≤ {need:.1f} ms per epoch — {verdict} "
+                                 f"(the most any implementation could gain over it here: {fw[name]['cpu_epoch_ms'] / floor:.1f}×).")
+            lines.append("")
     kd = results.get("kd_closed_form")
     if kd:
         lines += ["## 2. KD-DistMult: closed form vs explicit Kronecker reconstruction", "",

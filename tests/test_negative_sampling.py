@@ -210,3 +210,29 @@ def test_negative_sampling_keys_leave_other_strategies_hashes_unchanged():
 def test_bad_negative_sampling_config_is_a_one_line_error(overrides, message):
     with pytest.raises(app.ConfigError, match=message):
         app.validate(compose_config(*overrides))
+
+
+def test_scale_benchmark_smoke(tmp_path):
+    """``python -m kdkge.bench_scale`` end to end on a tiny synthetic graph: every row measured, report written."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "scale.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "kdkge.bench_scale", "--entities", "500", "--relations", "5", "--triples", "3000",
+         "--dim", "16", "--negatives", "4", "--batch-size", "256", "--dense-steps", "2", "--onevsall-steps", "1",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads(out.with_suffix(".json").read_text())["results"]
+    assert [(r["model"], r["strategy"], r["sparse"]) for r in results] == [
+        ("kd_distmult", "negsamp", True), ("distmult", "negsamp", True), ("kd_distmult", "negsamp", False),
+        ("distmult", "negsamp", False), ("kd_distmult", "1vsall", False), ("distmult", "1vsall", False)]
+    assert all(r["peak_mib"] > r["data_mib"] > 0 and r["epoch_seconds"] > 0 for r in results)
+    assert results[0]["steps_per_epoch"] == 24 and not results[0]["extrapolated"]  # 6,000 points / 256
+    assert results[2]["steps_timed"] == 2 and results[2]["extrapolated"]
+    assert results[0]["num_parameters"] == (500 + 10 + 4) * 4 and results[1]["num_parameters"] == (500 + 10 + 6) * 16
+    text = out.read_text()
+    assert "| KD-DistMult | negative sampling (k = 4), sparse Adam |" in text and "KD-DistMult uses" in text
