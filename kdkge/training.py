@@ -73,12 +73,65 @@ def make_optimizer(params, lr: float, device: torch.device, sparse: bool = False
     return torch.optim.Adam(params, lr=lr, fused=fused)
 
 
+class LazyAdam(torch.optim.Optimizer):
+    """The update of :class:`torch.optim.SparseAdam` ("lazy" Adam) in O(rows touched) per step.
+
+    For the rows ``i`` of a step's sparse gradient ``g`` (coalesced), with step count ``t``::
+
+        m_i ← m_i + (1 − β₁)(g_i − m_i)        v_i ← v_i + (1 − β₂)(g_i² − v_i)
+        θ_i ← θ_i − lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ) · m_i / (√v_i + ε)
+
+    Other rows keep their value and moments.  ``torch.optim.SparseAdam`` computes the same but
+    adds sparse tensors into the dense moments, which costs O(|E|·w) per step on CPU (measured:
+    80 % of a KD-DistMult step at |E| = 10⁶); here the touched rows are gathered, updated and
+    written back (tested equal to SparseAdam in float64).
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                if not param.grad.is_sparse:
+                    raise RuntimeError("LazyAdam takes sparse gradients (KGEModel.use_sparse_gradients)")
+                grad = param.grad.coalesce()
+                state = self.state[param]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                state["step"] += 1
+                sparse_dims = grad.sparse_dim()
+                indices = grad.indices()
+                rows = indices[0]
+                for d in range(1, sparse_dims):  # flat row of the [∏ sparse sizes, dense numel] view
+                    rows = rows * param.shape[d] + indices[d]
+                width = param[(0,) * sparse_dims].numel()
+                values = grad.values().reshape(len(rows), width)
+                flat = lambda t: t.view(-1, width)  # noqa: E731
+                m, v, theta = flat(state["exp_avg"]), flat(state["exp_avg_sq"]), flat(param)
+                m_rows = m.index_select(0, rows)
+                v_rows = v.index_select(0, rows)
+                m_rows.add_(values.sub(m_rows).mul_(1 - beta1))
+                v_rows.add_(values.pow(2).sub_(v_rows).mul_(1 - beta2))
+                m.index_copy_(0, rows, m_rows)
+                v.index_copy_(0, rows, v_rows)
+                step = state["step"]
+                step_size = group["lr"] * math.sqrt(1 - beta2**step) / (1 - beta1**step)
+                theta.index_add_(0, rows, m_rows.div_(v_rows.sqrt_().add_(group["eps"])), alpha=-step_size)
+
+
 class SparseAdam:
     """Adam for negative sampling on large graphs: only the embedding rows a batch touched are updated.
 
-    :class:`torch.optim.SparseAdam` on the embedding matrices — "lazy" Adam: a row's moments and
-    value change only in the steps whose batch looked it up, so a step costs O(rows touched), not
-    O(|E|·w) — and ordinary Adam on the batch norms.  On a small graph where every row is touched in
+    :class:`LazyAdam` (the update of ``torch.optim.SparseAdam``) on the embedding matrices — a row's
+    moments and value change only in the steps whose batch looked it up, so a step costs O(rows
+    touched), not O(|E|·w) — and ordinary Adam on the batch norms.  On a small graph where every row is touched in
     every step it is the same as Adam; otherwise rows not looked up keep their moments unchanged
     instead of decaying them.  Has the optimizer methods the training loop and checkpoints use.
     """
@@ -87,7 +140,7 @@ class SparseAdam:
         embeddings = model.embedding_parameters()
         ids = {id(p) for p in embeddings}
         rest = [p for p in model.parameters() if id(p) not in ids]
-        self.optimizers = [torch.optim.SparseAdam(embeddings, lr=lr)]
+        self.optimizers = [LazyAdam(embeddings, lr=lr)]
         if rest:
             self.optimizers.append(make_optimizer(rest, lr, device))
 
