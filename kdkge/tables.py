@@ -11,7 +11,9 @@
   evaluated on our runs (and, for reference, on the paper's own numbers);
 * ``mrr_vs_params_{umls,kinship}.png`` — test MRR against |Θ| (log x) over the size sweep;
 * ``table2_seeds.{md,tex,csv}`` — Table 2 over several seeds: mean ± std, bootstrap intervals,
-  paired KD − DistMult tests (:mod:`kdkge.seed_tables`; once a cell has two seeds).
+  paired KD − DistMult tests (:mod:`kdkge.seed_tables`; once a cell has two seeds);
+* ``model_selection.{md,csv}`` — final-epoch (the paper's protocol) vs best-validation-epoch test
+  MRR of every run at the paper's settings (:mod:`kdkge.selection_report`).
 
 Everything written is also logged as artifacts of one run in the MLflow experiment
 ``kdkge-tables`` (``--log-experiment``; ``--no-log`` to skip).
@@ -1228,7 +1230,8 @@ def make_tables(tracking_uri: str | None = None, experiments: Sequence[str] = DE
     uri = resolve_tracking_uri(tracking_uri)
     out = Path(out)
     paper = load_paper_tables()
-    pool = load_runs(uri, experiments)
+    raw = fetch_runs(uri, experiments)
+    pool = normalise_runs(raw)
     built = build_tables(pool, paper, selection, numbers)
     tables = {n: t for n, t in built.items() if t.has_runs}
     skipped = {n: "no FINISHED runs for any of its cells; skipped" for n in built if n not in tables}
@@ -1252,12 +1255,16 @@ def make_tables(tracking_uri: str | None = None, experiments: Sequence[str] = DE
         report.written.append(path)
         missing, expected, missing_runs, cells = table.missing_counts()
         print(f"Table {n}: {cells - missing_runs}/{cells} cells, {missing}/{expected} values missing -> {out}/table{n}.*")
-    from . import seed_tables
+    from . import seed_tables, selection_report
 
     seeded = seed_tables.write(pool, paper, out)
     report.written.extend(seeded)
     print(f"Table 2 over seeds -> {out}/{seed_tables.STEM}.*" if seeded
           else "Table 2 over seeds: no cell has two seeds yet (make sweep SWEEP=table2_seeds); skipped.")
+    selected = selection_report.write(pool, raw, out)
+    report.written.extend(selected)
+    print(f"Final vs best-validation epoch -> {out}/{selection_report.STEM}.md" if selected
+          else "Final vs best-validation epoch: no run logged a best-validation model; skipped.")
     for ds in DATASETS:
         path = out / f"mrr_vs_params_{ds}.png"
         if plot_mrr_vs_params(pool, paper, ds, path):

@@ -339,3 +339,30 @@ def test_table2_over_seeds_is_skipped_with_one_seed(store, tmp_path):
     stale.write_text("old")
     assert seed_tables.write(T.load_runs(store, list(T.DEFAULT_EXPERIMENTS)), T.load_paper_tables(), tmp_path) == []
     assert not stale.exists()
+
+
+def test_model_selection_report_final_vs_best_validation_epoch(tmp_path):
+    from kdkge import selection_report
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    log_run(uri, "umls", "distmult", 289, 0.80)
+    log_run(uri, "umls", "kd_distmult", 256, 0.30)
+    log_run(uri, "umls", "distmult", 100, 0.70, epochs=50)  # not at the paper's settings: left out
+    client = MlflowClient(uri)
+    runs = find_runs(uri, experiment="kdkge-umls").set_index("tags.dim")
+    best = {"289": (200, 0.90, 0.88), "256": (1000, 0.30, 0.30), "100": (50, 0.7, 0.7)}
+    for dim, (epoch, valid, test) in best.items():
+        for key, value in (("best_epoch", epoch), ("best_valid_mrr", valid), ("best_test_mrr", test), ("best_train_mrr", 0.9)):
+            client.log_metric(runs.loc[dim, "run_id"], key, value)
+    raw = T.fetch_runs(uri, ["kdkge-umls"])
+    df = selection_report.build(T.normalise_runs(raw), raw).set_index("model")
+    assert sorted(df.index) == ["distmult", "kd_distmult"]
+    assert df.loc["distmult", "best_epoch"] == 200
+    assert df.loc["distmult", "delta_test_mrr"] == pytest.approx(0.08)
+    assert df.loc["kd_distmult", "delta_test_mrr"] == pytest.approx(0.0)
+    [md, csv] = selection_report.write(T.normalise_runs(raw), raw, tmp_path)
+    text = md.read_text()
+    assert "2 runs; in 1 of them the best validation MRR came before the last epoch." in text
+    assert "| UMLS | DistMult | 289 | none | 0 | 0.800 | 0.800 | 200 | 0.900 | 0.880 | +0.080 |" in text
+    assert csv.exists()
