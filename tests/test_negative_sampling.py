@@ -14,6 +14,7 @@ from kdkge.experiment import RunSpec, run, run_one
 from kdkge.losses import build_loss, stacked_losses
 from kdkge.models import available_models, build_model
 from kdkge.training import SparseAdam, _NegativeSampler
+from test_training import assert_stacked_equals_separate  # tests/ is on sys.path (pytest's prepend import mode)
 
 torch.set_num_threads(1)
 FAST = dict(dataset="nations", epochs=3, batch_size=256, strategy="negsamp", num_negatives=5)
@@ -143,12 +144,7 @@ def test_negative_sampling_trains_deterministically(sparse):
 def test_stacked_negative_sampling_equals_separate_runs(sparse):
     variants = [RunSpec(model="distmult", dim=9, calibration=c, alpha=al, seed=s, sparse=sparse, **FAST)
                 for c, al, s in (("none", None, 1), ("lr", 0.1, 1), ("none", None, 2))]
-    stacked = run(variants, progress=False)
-    for spec, together in zip(variants, stacked):
-        alone = run_one(spec, progress=False)
-        assert together.losses == pytest.approx(alone.losses, rel=1e-5)
-        for split in ("train", "valid", "test"):
-            assert together.metrics[split] == pytest.approx(alone.metrics[split], rel=1e-5, abs=1e-6)
+    assert_stacked_equals_separate(variants)
 
 
 class _Stop(Exception):
