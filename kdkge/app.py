@@ -233,14 +233,14 @@ def semantic_config(cfg: DictConfig) -> dict:
     # default (0) the key is left out, so that runs recorded before it existed keep their hash.
     if data.get("patience", 0) == 0:
         data.pop("patience", None)
+    else:
+        data["eval_every"] = cfg.eval_every
     # Negative-sampling keys exist only for loss=negsamp; elsewhere they are left out, so that runs
     # recorded before they existed keep their hash.
     loss = data.get("loss", {})
     if isinstance(loss, dict) and loss.get("strategy") != "negsamp":
         loss.pop("num_negatives", None)
         loss.pop("sparse", None)
-    else:
-        data["eval_every"] = cfg.eval_every
     return data
 
 

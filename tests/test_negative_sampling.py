@@ -258,3 +258,13 @@ def test_lazy_adam_equals_torch_sparse_adam(per_slice):
     state = opts[0].state[ours.embedding_parameters()[0]]
     ref_state = opts[1].state[ref.embedding_parameters()[0]]
     torch.testing.assert_close(state["exp_avg_sq"], ref_state["exp_avg_sq"], rtol=1e-12, atol=1e-16)
+
+
+def test_eval_interval_enters_the_hash_only_with_early_stopping():
+    """patience > 0 makes eval_every part of what a run computes; negative sampling does not."""
+    for strategy in ("1vsall", "negsamp"):
+        plain = [app.config_hash(compose_config(f"loss={strategy}", f"eval_every={n}")) for n in (50, 100)]
+        assert plain[0] == plain[1], strategy
+        stopped = [app.config_hash(compose_config(f"loss={strategy}", "patience=2", f"eval_every={n}")) for n in (50, 100)]
+        assert stopped[0] != stopped[1], strategy
+        assert "eval_every" in app.semantic_config(compose_config(f"loss={strategy}", "patience=2"))
