@@ -137,7 +137,7 @@ def run_spec(cfg: DictConfig) -> RunSpec:
         seed=int(cfg.seed),
         unseen=str(cfg.dataset.unseen),
         model_options=OmegaConf.to_container(cfg.model.options, resolve=True),
-        num_negatives=32 if cfg.loss.num_negatives is None else int(cfg.loss.num_negatives),
+        num_negatives=RunSpec.num_negatives if cfg.loss.num_negatives is None else int(cfg.loss.num_negatives),
         sparse=bool(cfg.loss.sparse),
     )
 

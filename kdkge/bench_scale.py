@@ -87,7 +87,7 @@ def worker(args: argparse.Namespace) -> dict:
         "stored_width": model.stored_width, "num_parameters": model.num_parameters,
         "data_points": points, "steps_timed": steps, "steps_per_epoch": steps_per_epoch,
         "seconds": seconds, "cpu_seconds": cpu_seconds, "seconds_per_step": seconds / steps,
-        "epoch_seconds": seconds / steps * steps_per_epoch, "epoch_cpu_seconds": cpu_seconds / steps * steps_per_epoch,
+        "epoch_seconds": seconds / steps * steps_per_epoch,
         "extrapolated": steps < steps_per_epoch,
         "peak_mib": rss_mib(), "data_mib": data_mib,
     }

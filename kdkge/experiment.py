@@ -239,8 +239,6 @@ def run(
         if [{**defaults, **saved} for saved in state["specs"]] != spec_dicts:
             raise ValueError(f"checkpoint {checkpoint} belongs to other settings; delete it or set resume=false")
         model.load_state_dict(state["model"])
-        if base.sparse:
-            model.use_sparse_gradients()
         optimizer = make_optimizer(model, base.lr, torch_device, sparse=base.sparse)
         optimizer.load_state_dict(state["optimizer"])
         generators = [torch.Generator().set_state(g) for g in state["generators"]]

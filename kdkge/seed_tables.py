@@ -28,7 +28,6 @@ from .seeds import bootstrap_ci, sign_test_p
 from .tables import DATASET_LABELS, DATASETS, MODEL_LABELS, MODELS, PAPER_SETTINGS, PAPER_STRATEGY, RunPool, paper_dims
 
 METRICS = ("mrr", "hits_1", "hits_3", "hits_10")
-HEADERS = {"mrr": "MRR", "hits_1": "H@1", "hits_3": "H@3", "hits_10": "H@10"}
 PAIRS = (("kd_distmult", "distmult"), ("kd_rel_distmult", "distmult"))
 STEM = "table2_seeds"
 

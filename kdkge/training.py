@@ -298,7 +298,7 @@ def train_epochs(
     if sparse:
         model.use_sparse_gradients()
     if optimizer is None:
-        optimizer = make_optimizer(model if sparse else model.parameters(), lr, device, sparse=sparse)
+        optimizer = make_optimizer(model, lr, device, sparse=sparse)
     distinct = sorted(set(seeds))
     if generators is None:
         generators = [torch.Generator().manual_seed(int(s)) for s in distinct]  # CPU: same batches on any device
@@ -323,31 +323,24 @@ def train_epochs(
         epoch_loss = torch.zeros(stack, dtype=torch.float64, device=device)
         for step in range(len(orders[0])):
             representatives = weights = None
-            if num_negatives:
-                idx = torch.stack([orders[slot[k]][step] for k in range(stack)], dim=1) if len(generators) > 1 else orders[0][step]
-                h, r = heads[idx], relations[idx]
-                tails = negatives.candidates(labels.tails[idx], generators, slot)
-                scores = model.score_tails_stacked(h, r, tails)  # [K, B, 1 + k]
-                ks, rows, cols = negatives.positive_cells(len(idx))
-                total = stacked_losses(losses, scores, ks, rows, cols)
-                optimizer.zero_grad(set_to_none=True)
-                total.sum().backward()
-                optimizer.step()
-                epoch_loss.add_(total.detach(), alpha=len(idx))
-                continue
             if len(generators) == 1:
                 idx = orders[0][step]
-                h, r = heads[idx], relations[idx]
-                if dedup:
-                    representatives, weights, ks, rows, cols = targets.deduplicated(idx)
-                else:
-                    ks, rows, cols = targets.shared(idx)
             else:
                 per_slice = [orders[slot[k]][step] for k in range(stack)]
                 idx = torch.stack(per_slice, dim=1)  # [B, K]
-                h, r = heads[idx], relations[idx]
-                ks, rows, cols = targets.per_slice(per_slice)
-            scores = model.score_all_tails_stacked(h, r, rows=representatives)  # [K, B or distinct, |E|]
+            h, r = heads[idx], relations[idx]
+            if num_negatives:
+                tails = negatives.candidates(labels.tails[idx], generators, slot)
+                scores = model.score_tails_stacked(h, r, tails)  # [K, B, 1 + k]
+                ks, rows, cols = negatives.positive_cells(len(idx))
+            else:
+                if dedup:
+                    representatives, weights, ks, rows, cols = targets.deduplicated(idx)
+                elif len(generators) == 1:
+                    ks, rows, cols = targets.shared(idx)
+                else:
+                    ks, rows, cols = targets.per_slice(per_slice)
+                scores = model.score_all_tails_stacked(h, r, rows=representatives)  # [K, B or distinct, |E|]
             total = stacked_losses(losses, scores, ks, rows, cols, row_weights=weights)  # [K]
             optimizer.zero_grad(set_to_none=True)
             total.sum().backward()

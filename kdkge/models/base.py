@@ -27,7 +27,7 @@ from torch import nn
 
 class _SparseRows(torch.autograd.Function):
     """Rows ``weight[idx]`` (``idx [N]``, or ``[N, K]`` with a row per slice) whose gradient is a
-    sparse COO tensor holding only the looked-up rows, for :class:`torch.optim.SparseAdam`.
+    sparse COO tensor holding only the looked-up rows, for :class:`kdkge.training.LazyAdam`.
 
     ``nn.Embedding(sparse=True)`` needs a 2-D weight, and autograd cannot reshape a sparse gradient
     back to the ``[num, K, w]`` parameter; this writes it in the parameter's own shape.
@@ -58,7 +58,7 @@ class StackedEmbedding(nn.Module):
     """``num`` vectors of width ``width`` for each of ``stack`` configurations: weight ``[num, K, w]``.
 
     ``sparse = True`` makes lookups return sparse gradients (only the rows a batch touched), for
-    negative sampling on large graphs with :class:`torch.optim.SparseAdam`; :meth:`all` stays dense.
+    negative sampling on large graphs with :class:`kdkge.training.LazyAdam`; :meth:`all` stays dense.
     """
 
     def __init__(self, num: int, width: int, stack: int = 1):
@@ -158,7 +158,7 @@ class KGEModel(nn.Module):
 
     # --- large graphs ---------------------------------------------------------------------
     def use_sparse_gradients(self, enabled: bool = True) -> "KGEModel":
-        """Embedding lookups return sparse gradients (negative sampling with ``SparseAdam``)."""
+        """Embedding lookups return sparse gradients (negative sampling with :class:`kdkge.training.SparseAdam`)."""
         for module in self.modules():
             if isinstance(module, StackedEmbedding):
                 module.sparse = enabled
