@@ -10,7 +10,6 @@ tokenizer file and fails offline; it is only used for byte-pair-encoded models, 
 Usage (in .bench-venv): python benchmarks/dicee_driver.py --data data/umls --warmup 2 --epochs 5
 """
 
-import argparse
 import json
 import os
 import sys
@@ -19,6 +18,7 @@ import time
 import types
 
 import torch
+from driver_cli import driver_parser  # benchmarks/, the script's folder
 
 
 def stub_tiktoken() -> None:
@@ -36,12 +36,8 @@ def stub_tiktoken() -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = driver_parser()
     parser.add_argument("--data", required=True, help="folder with train.txt, valid.txt, test.txt")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--dim", type=int, default=289)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()

@@ -3,20 +3,16 @@
 Usage: python benchmarks/kdkge_driver.py --warmup 2 --epochs 5 [--threads 1] [--dim 289]
 """
 
-import argparse
 import json
 import math
 import time
 
 import torch
+from driver_cli import driver_parser  # benchmarks/, the script's folder
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--dim", type=int, default=289)
+    parser = driver_parser()
     parser.add_argument("--dataset", default="umls")
     parser.add_argument("--strategy", default="kvsall")
     args = parser.parse_args()

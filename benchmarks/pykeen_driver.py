@@ -8,20 +8,16 @@ its L_p regulariser is switched off, as kdkge has none.
 Usage (in .bench-venv): python benchmarks/pykeen_driver.py --data data/umls --warmup 2 --epochs 5
 """
 
-import argparse
 import json
 import time
 
 import torch
+from driver_cli import driver_parser  # benchmarks/, the script's folder
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = driver_parser()
     parser.add_argument("--data", required=True, help="folder with train.txt")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--dim", type=int, default=289)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()

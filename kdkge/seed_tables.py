@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from .schema import metric_key
-from .seeds import bootstrap_ci, sign_test_p
+from .seeds import bootstrap_ci, compare_paired, fmt3 as _fmt
 from .tables import DATASET_LABELS, DATASETS, MODEL_LABELS, MODELS, PAPER_SETTINGS, PAPER_STRATEGY, RunPool, paper_dims
 
 METRICS = ("mrr", "hits_1", "hits_3", "hits_10")
@@ -67,22 +67,10 @@ def build(pool: RunPool, paper: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
     for dataset in DATASETS:
         for kd, base in PAIRS:
             a, b = by_seed.get((dataset, kd)), by_seed.get((dataset, base))
-            if a is None or b is None:
-                continue
-            common = sorted(set(a.index) & set(b.index))
-            if len(common) < 2:
-                continue
-            diff = (a.loc[common] - b.loc[common]).to_numpy()
-            wins, losses = int((diff > 0).sum()), int((diff < 0).sum())
-            low, high = bootstrap_ci(diff)
-            pairs.append({"dataset": dataset, "comparison": f"{MODEL_LABELS[kd]} − {MODEL_LABELS[base]}", "n": len(common),
-                          "mean_diff": float(diff.mean()), "ci_low": low, "ci_high": high, "wins": wins,
-                          "losses": losses, "sign_p": sign_test_p(wins, losses)})
+            stats = None if a is None or b is None else compare_paired(a, b)
+            if stats is not None and stats["n"] >= 2:
+                pairs.append({"dataset": dataset, "comparison": f"{MODEL_LABELS[kd]} − {MODEL_LABELS[base]}", **stats})
     return pd.DataFrame(cells), pd.DataFrame(pairs)
-
-
-def _fmt(x: float) -> str:
-    return "—" if x is None or x != x else f"{x:.3f}"
 
 
 def _pm(row, metric: str) -> str:

@@ -89,6 +89,19 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def compare_paired(a: pd.Series, b: pd.Series) -> dict | None:
+    """``a − b`` over the seeds (index) both have: n, mean difference, bootstrap 95 % interval,
+    wins/losses of ``a`` and the exact two-sided sign-test p; ``None`` without common seeds."""
+    common = sorted(set(a.index) & set(b.index))
+    if not common:
+        return None
+    diff = (a.loc[common] - b.loc[common]).to_numpy()
+    wins, losses = int((diff > 0).sum()), int((diff < 0).sum())
+    low, high = bootstrap_ci(diff)
+    return dict(n=len(common), mean_diff=float(diff.mean()), ci_low=low, ci_high=high, wins=wins, losses=losses,
+                sign_p=sign_test_p(wins, losses))
+
+
 def paired(df: pd.DataFrame) -> pd.DataFrame:
     """KD model − DistMult test MRR per dataset and size, over the seeds both have."""
     rows = []
@@ -97,19 +110,15 @@ def paired(df: pd.DataFrame) -> pd.DataFrame:
         for kd, base in PAIRS:
             a = group[group["model"] == kd].set_index("seed")["test_mrr"]
             b = group[group["model"] == base].set_index("seed")["test_mrr"]
-            common = sorted(set(a.index) & set(b.index))
-            if not common:
-                continue
-            diff = (a.loc[common] - b.loc[common]).to_numpy()
-            wins, losses = int((diff > 0).sum()), int((diff < 0).sum())
-            low, high = bootstrap_ci(diff)
-            rows.append(dict(zip(keys, cell), comparison=f"{kd} − {base}", n=len(common), mean_diff=float(diff.mean()),
-                             ci_low=low, ci_high=high, wins=wins, losses=losses, sign_p=sign_test_p(wins, losses)))
+            stats = compare_paired(a, b)
+            if stats is not None:
+                rows.append(dict(zip(keys, cell), comparison=f"{kd} − {base}", **stats))
     return pd.DataFrame(rows)
 
 
-def _fmt(x: float) -> str:
-    return "—" if x != x else f"{x:.3f}"
+def fmt3(x: float | None) -> str:
+    """A value with 3 decimals; "—" for a missing one (None or NaN)."""
+    return "—" if x is None or x != x else f"{x:.3f}"
 
 
 def markdown(summary: pd.DataFrame, pairs: pd.DataFrame) -> str:
@@ -122,9 +131,9 @@ def markdown(summary: pd.DataFrame, pairs: pd.DataFrame) -> str:
               "|---|---|---:|---|---|---:|---|---|---|---|---|"]
     for r in summary.itertuples(index=False):
         cal = r.calibration + (f" α={r.alpha}" if r.alpha else "")
-        cells = [f"{_fmt(getattr(r, f'{m}_mean'))} ± {_fmt(getattr(r, f'{m}_std'))}" for m in METRICS]
+        cells = [f"{fmt3(getattr(r, f'{m}_mean'))} ± {fmt3(getattr(r, f'{m}_std'))}" for m in METRICS]
         lines.append(f"| {r.dataset} | {r.model} | {r.dim} | {cal} | {r.noise_ratio} | {r.n} | {cells[0]} | "
-                     f"[{_fmt(r.test_mrr_ci_low)}, {_fmt(r.test_mrr_ci_high)}] | {cells[1]} | {cells[2]} | {cells[3]} |")
+                     f"[{fmt3(r.test_mrr_ci_low)}, {fmt3(r.test_mrr_ci_high)}] | {cells[1]} | {cells[2]} | {cells[3]} |")
     lines += ["", "## Paired comparisons (same seeds)", ""]
     if pairs.empty:
         lines.append("No configuration has both models on common seeds.")
@@ -133,7 +142,7 @@ def markdown(summary: pd.DataFrame, pairs: pd.DataFrame) -> str:
                   "|---|---:|---|---|---|---:|---:|---|---|---:|"]
         for r in pairs.itertuples(index=False):
             lines.append(f"| {r.dataset} | {r.dim} | {r.calibration} | {r.noise_ratio} | {r.comparison} | {r.n} | "
-                         f"{r.mean_diff:+.3f} | [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}] | {r.wins}/{r.losses} | {r.sign_p:.3f} |")
+                         f"{r.mean_diff:+.3f} | [{fmt3(r.ci_low)}, {fmt3(r.ci_high)}] | {r.wins}/{r.losses} | {r.sign_p:.3f} |")
     return "\n".join(lines) + "\n"
 
 
