@@ -44,7 +44,7 @@ from omegaconf import DictConfig, OmegaConf
 from . import config as _config  # noqa: F401  (registers the schema with Hydra's ConfigStore)
 from .data import BUILTIN, SPLITS, UNSEEN_POLICIES, DataError, resolve_dataset_path
 from .calibration_metrics import calibration_metrics, reliability_diagram
-from .experiment import STRATEGIES, RunSpec, evaluation_tasks, run, save_checkpoint
+from .experiment import PROTOCOL_LOSS, PROTOCOLS, STRATEGIES, RunSpec, evaluation_tasks, run, save_checkpoint
 from .losses import CALIBRATIONS
 from .models import MODELS, available_models, build_model
 from .schema import RANK_METRICS, flat_metrics
@@ -127,7 +127,7 @@ def run_spec(cfg: DictConfig) -> RunSpec:
         dataset=dataset_location(cfg),
         model=str(cfg.model.name),
         dim=_check_dim(cfg.dim),
-        strategy=str(cfg.loss.strategy),
+        strategy=str(cfg.strategy.name),
         calibration=str(cfg.calibration.name),
         alpha=None if cfg.calibration.alpha is None else float(cfg.calibration.alpha),
         noise_ratio=float(cfg.noise_ratio),
@@ -137,8 +137,11 @@ def run_spec(cfg: DictConfig) -> RunSpec:
         seed=int(cfg.seed),
         unseen=str(cfg.dataset.unseen),
         model_options=OmegaConf.to_container(cfg.model.options, resolve=True),
-        num_negatives=RunSpec.num_negatives if cfg.loss.num_negatives is None else int(cfg.loss.num_negatives),
-        sparse=bool(cfg.loss.sparse),
+        num_negatives=RunSpec.num_negatives if cfg.strategy.num_negatives is None else int(cfg.strategy.num_negatives),
+        sparse=bool(cfg.strategy.sparse),
+        dtype=str(cfg.dtype),
+        protocol=str(cfg.protocol.name),
+        loss=None if cfg.loss.name is None else str(cfg.loss.name),
     )
 
 
@@ -166,13 +169,18 @@ def validate(cfg: DictConfig) -> tuple[RunSpec, int]:
             f"calibration.alpha={spec.alpha} has no effect with calibration=none: "
             "drop it, or choose calibration=ls or calibration=lr"
         )
+    if spec.protocol not in PROTOCOLS:
+        raise ConfigError(f"protocol.name={spec.protocol!r} is unknown: use protocol=paper_code or protocol=paper_text")
     if spec.strategy not in STRATEGIES:
-        raise ConfigError(f"loss.strategy={spec.strategy!r} is unknown: use loss=1vsall, loss=kvsall or loss=negsamp")
-    if spec.strategy != "negsamp" and (cfg.loss.num_negatives is not None or cfg.loss.sparse):
-        key = "loss.num_negatives" if cfg.loss.num_negatives is not None else "loss.sparse"
-        raise ConfigError(f"{key} applies to negative sampling only: add loss=negsamp (or drop {key})")
+        raise ConfigError(f"strategy.name={spec.strategy!r} is unknown: use strategy=1vsall, strategy=kvsall or strategy=negsamp")
+    if spec.strategy != "negsamp" and (cfg.strategy.num_negatives is not None or cfg.strategy.sparse):
+        key = "strategy.num_negatives" if cfg.strategy.num_negatives is not None else "strategy.sparse"
+        raise ConfigError(f"{key} applies to negative sampling only: add strategy=negsamp (or drop {key})")
+    if spec.protocol == "paper_code" and spec.strategy != "1vsall":
+        raise ConfigError(f"protocol=paper_code trains 1vsAll only (the authors' training_1vsall), not strategy={spec.strategy}: "
+                          "use protocol=paper_text for kvsall or negsamp")
     if spec.strategy == "negsamp" and spec.num_negatives < 1:
-        raise ConfigError(f"loss.num_negatives={spec.num_negatives} must be a positive integer (negatives per data point)")
+        raise ConfigError(f"strategy.num_negatives={spec.num_negatives} must be a positive integer (negatives per data point)")
     if spec.calibration not in CALIBRATIONS:
         raise ConfigError(f"calibration.name={spec.calibration!r} is unknown: use one of {', '.join(CALIBRATIONS)}")
     if spec.epochs < 0:
@@ -210,7 +218,15 @@ def validate(cfg: DictConfig) -> tuple[RunSpec, int]:
     for split in SPLITS:
         if not (folder / f"{split}.txt").is_file():
             raise DataError(f"missing split file {folder / f'{split}.txt'}: a dataset folder needs train.txt, valid.txt and test.txt")
+    if spec.protocol == "paper_code" and not _has_a_triple(folder / "valid.txt"):
+        raise ConfigError(f"protocol=paper_code needs a valid split ({folder / 'valid.txt'} is empty): the authors' test split "
+                          "takes its reciprocal tails from it; add validation triples or use protocol=paper_text")
     return spec, tiny.stored_width
+
+
+def _has_a_triple(path: Path) -> bool:
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        return any(line.strip() for line in handle)
 
 
 # --------------------------------------------------------------------------- #
@@ -235,12 +251,22 @@ def semantic_config(cfg: DictConfig) -> dict:
         data.pop("patience", None)
     else:
         data["eval_every"] = cfg.eval_every
-    # Negative-sampling keys exist only for loss=negsamp; elsewhere they are left out, so that runs
-    # recorded before they existed keep their hash.
-    loss = data.get("loss", {})
-    if isinstance(loss, dict) and loss.get("strategy") != "negsamp":
-        loss.pop("num_negatives", None)
-        loss.pop("sparse", None)
+    # float32 (the default) is what every run recorded before the key existed used.
+    if data.get("dtype", "float32") == "float32":
+        data.pop("dtype", None)
+    # Protocol, loss and strategy.  Negative-sampling keys exist only for strategy=negsamp.  Runs of
+    # paper_text with its BCE — every run recorded before protocols existed — hash in the layout of
+    # that time, {"loss": {"strategy": ...}}, so they keep their hashes; all others name protocol and loss.
+    protocol = (data.pop("protocol", None) or {}).get("name", "paper_text")
+    loss = (data.pop("loss", None) or {}).get("name") or PROTOCOL_LOSS.get(protocol, "bce")
+    strategy = data.pop("strategy", None) or {}
+    training = {"strategy": strategy.get("name", "1vsall")}
+    if training["strategy"] == "negsamp":
+        training.update(num_negatives=strategy.get("num_negatives"), sparse=strategy.get("sparse", False))
+    if protocol == "paper_text" and loss == "bce":
+        data["loss"] = training
+    else:
+        data.update(protocol=protocol, loss={"name": loss, **training})
     return data
 
 
@@ -261,16 +287,23 @@ def config_hash(cfg: DictConfig) -> str:
 def default_run_name(cfg: DictConfig) -> str:
     """``<model>-<dataset>-d<dim>`` + ``-kvsall`` + ``-<ls|lr><α>`` + ``-noise<r>`` + ``-s<seed>`` (non-defaults only)."""
     parts = [str(cfg.model.name), dataset_name(cfg), f"d{cfg.dim}"]
-    if cfg.loss.strategy == "negsamp":
-        parts.append(f"negsamp{cfg.loss.num_negatives}" + ("-sparse" if cfg.loss.sparse else ""))
-    elif cfg.loss.strategy != "1vsall":
-        parts.append(str(cfg.loss.strategy))
+    if cfg.strategy.name == "negsamp":
+        parts.append(f"negsamp{cfg.strategy.num_negatives}" + ("-sparse" if cfg.strategy.sparse else ""))
+    elif cfg.strategy.name != "1vsall":
+        parts.append(str(cfg.strategy.name))
+    protocol = str(cfg.protocol.name)
+    if protocol != "paper_code":
+        parts.append(protocol.replace("paper_", ""))  # -text
+    if cfg.loss.name and cfg.loss.name != PROTOCOL_LOSS.get(protocol):
+        parts.append(str(cfg.loss.name))
     if cfg.calibration.name != "none":
         parts.append(f"{cfg.calibration.name}{cfg.calibration.alpha:g}")
     if cfg.noise_ratio:
         parts.append(f"noise{cfg.noise_ratio:g}")
     if cfg.seed != 1:
         parts.append(f"s{cfg.seed}")
+    if cfg.get("dtype", "float32") != "float32":
+        parts.append(str(cfg.dtype))
     return "-".join(parts)
 
 
@@ -320,6 +353,8 @@ def run_tags(cfg: DictConfig, spec: RunSpec, stored_dim: int, digest: str, overr
         "stored_dim": str(stored_dim),
         "seed": str(spec.seed),
         "strategy": spec.strategy,
+        "protocol": spec.protocol,
+        "loss": spec.loss,
         "epochs": str(spec.epochs),
         "config_hash": digest,
         "sweep_id": str(OmegaConf.select(cfg, "sweep_id", default="") or ""),
@@ -370,11 +405,13 @@ def results_table(metrics: Mapping[str, float], num_parameters: int | None = Non
     """Train/valid/test MRR and Hits@1/3/10 as a text table (from flat metric names)."""
     header = f"{'split':<6} {'MRR':>7} {'Hits@1':>7} {'Hits@3':>7} {'Hits@10':>7}"
     lines = [header, "-" * len(header)]
-    for split in ("train", "valid", "test"):
+    for split in ("train", "valid", "test", "paper_test"):
         if f"{split}_mrr" not in metrics:
             continue
         values = [metrics.get(f"{split}_{m}", math.nan) for m in RANK_METRICS]
-        lines.append(f"{split:<6} " + " ".join(f"{v:>7.3f}" for v in values))
+        label = "test 2022 (the authors' split and ranking)" if split == "paper_test" else split
+        lines.append(f"{split if split != 'paper_test' else 'test22':<6} " + " ".join(f"{v:>7.3f}" for v in values)
+                     + ("   ← " + label if split == "paper_test" else ""))
     if num_parameters is not None:
         lines.append(f"parameters: {int(num_parameters):,}")
     return "\n".join(lines)

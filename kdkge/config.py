@@ -44,10 +44,20 @@ class DatasetConfig:
 
 
 @dataclass
-class LossConfig:
-    strategy: str = "1vsall"  # 1vsall | kvsall | negsamp
+class ProtocolConfig:
+    name: str = "paper_code"  # paper_code (the authors' code at ca983cc) | paper_text (the paper's text)
+
+
+@dataclass
+class StrategyConfig:
+    name: str = "1vsall"  # 1vsall | kvsall | negsamp
     num_negatives: Optional[int] = None  # negsamp only: negative tails drawn per data point (k); null otherwise
     sparse: bool = False  # negsamp only: sparse embedding gradients + lazy Adam (large graphs)
+
+
+@dataclass
+class LossConfig:
+    name: Optional[str] = None  # bce | softmax_ce; null = the protocol's (softmax_ce / bce)
 
 
 @dataclass
@@ -69,6 +79,8 @@ class TrackingConfig:
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
@@ -78,6 +90,7 @@ class TrainConfig:
     epochs: int = 1000
     batch_size: int = 1024
     lr: float = 0.01
+    dtype: str = "float32"  # float32 | float64 (in the config hash only when not float32)
     device: str = "auto"
     threads: Optional[int] = None
     eval_every: int = 100

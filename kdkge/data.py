@@ -50,6 +50,11 @@ class KnowledgeGraph:
     test: torch.Tensor
     num_noisy: int = 0  # how many triples at the end of ``train`` are injected noise (Sec. 6.3)
     report: dict = field(default_factory=dict)  # what loading cleaned up: duplicates, unseen, ...
+    # protocol=paper_code (kdkge.data_2022): the authors' NaN relation, their 2022 test split
+    # (reciprocal rows included) and their noise, added after the reciprocals
+    extra_relations: int = 0  # relations embedded beyond originals + reciprocals (ids from 2·|R| on)
+    paper_test: torch.Tensor | None = None
+    noise_after_reciprocals: torch.Tensor | None = None
 
     @property
     def num_entities(self) -> int:
@@ -57,8 +62,15 @@ class KnowledgeGraph:
 
     @property
     def num_relations(self) -> int:
-        """Relations a model must embed: originals plus their reciprocals."""
-        return 2 * len(self.relations)
+        """Relations a model must embed: originals plus their reciprocals (plus any extra ones)."""
+        return 2 * len(self.relations) + self.extra_relations
+
+    def training_triples(self) -> torch.Tensor:
+        """What training sees: ``train`` with its reciprocals, then any noise added after them."""
+        triples = with_reciprocals(self.train, len(self.relations))
+        if self.noise_after_reciprocals is not None:
+            triples = torch.cat([triples, self.noise_after_reciprocals])
+        return triples
 
     @property
     def clean_train(self) -> torch.Tensor:

@@ -14,6 +14,7 @@ Ties (equal scores) are resolved three ways, as in PyKEEN's ``evaluation/ranks.p
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -128,3 +129,67 @@ def evaluate_stacked(model, task: RankingTask, batch_size: int = 4096) -> list[d
 def evaluate(model, task: RankingTask, batch_size: int = 4096) -> dict[str, float]:
     """Filtered metrics of an unstacked model (see :func:`evaluate_stacked`)."""
     return evaluate_stacked(model, task, batch_size)[0]
+
+
+# --------------------------------------------------------------------------- #
+# protocol=paper_code: the authors' evaluation of their 2022 test split
+# --------------------------------------------------------------------------- #
+
+
+def paper_ranking_task(kg: KnowledgeGraph) -> RankingTask:
+    """The 2022 test split as the authors ranked it (``core/executer.py:374-456`` at ``ca983cc``).
+
+    Every row of ``kg.paper_test`` is one tail query as it stands — true triples, the inverse rows
+    whose tail is a validation subject, and the ``(NaN, NaN, ·)`` rows; no reciprocals are added.
+    The filter is every known tail of ``(h, r)`` in train (with reciprocals and noise), valid (with
+    reciprocals) and the whole 2022 test split (:func:`kdkge.data_2022.paper_filter_triples`).
+    """
+    from .data_2022 import paper_filter_triples
+
+    if kg.paper_test is None:
+        raise ValueError("this knowledge graph has no 2022 test split (load it with protocol=paper_code)")
+    known: dict[tuple[int, int], set[int]] = {}
+    for h, r, t in paper_filter_triples(kg).tolist():
+        known.setdefault((h, r), set()).add(t)
+    queries = kg.paper_test
+    offsets, cols = [0], []
+    for h, r, t in queries.tolist():
+        cols.extend(sorted(known[(h, r)] - {t}))
+        offsets.append(len(cols))
+    return RankingTask(
+        heads=queries[:, 0].contiguous(), relations=queries[:, 1].contiguous(), answers=queries[:, 2].contiguous(),
+        filter_offsets=torch.tensor(offsets, dtype=torch.long), filter_cols=torch.tensor(cols, dtype=torch.long),
+    )
+
+
+def sorted_position_ranks(scores: torch.Tensor, answers: torch.Tensor, filter_rows: torch.Tensor, filter_cols: torch.Tensor) -> torch.Tensor:
+    """The authors' rank: filtered tails set to −inf (the answer keeps its score), then
+    1 + the answer's position in ``torch.sort(scores, descending=True)``; ties fall where
+    ``torch.sort`` puts them.  ``scores [K, B, |E|]`` → ranks ``[K, B]``."""
+    scores = scores.clone()
+    scores[:, filter_rows, filter_cols] = -math.inf
+    _, order = torch.sort(scores, dim=-1, descending=True)
+    return (order == answers.view(1, -1, 1)).int().argmax(-1) + 1
+
+
+@torch.inference_mode()
+def evaluate_sorted_stacked(model, task: RankingTask, batch_size: int = 1024) -> list[dict[str, float]]:
+    """``mrr, hits@1, hits@3, hits@10`` per stacked configuration from :func:`sorted_position_ranks`
+    (MRR = mean 1/rank, Hits@k = #(rank ≤ k)/N over all rows), in ``eval()`` mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+        task = task.to(device)
+        ranks = []
+        for start in range(0, len(task), batch_size):
+            end = min(start + batch_size, len(task))
+            scores = model.score_all_tails_stacked(task.heads[start:end], task.relations[start:end])
+            lo, hi = task.filter_offsets[start], task.filter_offsets[end]
+            counts = task.filter_offsets[start + 1 : end + 1] - task.filter_offsets[start:end]
+            rows = torch.repeat_interleave(torch.arange(end - start, device=device), counts)
+            ranks.append(sorted_position_ranks(scores, task.answers[start:end], rows, task.filter_cols[lo:hi]))
+        ranks = torch.cat(ranks, dim=-1)
+    finally:
+        model.train(was_training)
+    return [metrics_from_ranks(ranks[k]) for k in range(ranks.shape[0])]

@@ -22,14 +22,27 @@ from pathlib import Path
 
 import torch
 
-from .data import KnowledgeGraph, add_noise, load_dataset, training_labels, with_reciprocals
-from .evaluation import RankingTask, evaluate_stacked, ranking_task
-from .losses import build_loss
+from .data import KnowledgeGraph, add_noise, load_dataset, training_labels
+from .data_2022 import load_dataset_2022
+from .evaluation import RankingTask, evaluate_sorted_stacked, evaluate_stacked, paper_ranking_task, ranking_task
+from .losses import LOSSES, build_loss
 from .models import available_models, build_model
 from .training import make_optimizer, resolve_device, train_epochs
 
 SPLIT_NAMES = ("train", "valid", "test")
 STRATEGIES = ("1vsall", "kvsall", "negsamp")
+#: Floating-point types a run can train in (``RunSpec.dtype``).  Initial weights are drawn in
+#: float32 whatever the dtype, so a float64 run starts from the float32 run's weights.
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: ``paper_code``: what the authors' code ran (softmax cross-entropy, their 2022 splits, noise and
+#: evaluation; conf/protocol/paper_code.yaml lists every difference).  ``paper_text``: the paper's
+#: text read literally (per-entity BCE of Eq. 2, clean splits) — every run recorded before
+#: protocols existed.
+PROTOCOLS = ("paper_code", "paper_text")
+#: The loss each protocol trains with unless ``loss`` is set.
+PROTOCOL_LOSS = {"paper_code": "softmax_ce", "paper_text": "bce"}
+#: What a run description saved before a field existed meant (training states, checkpoints).
+LEGACY_SPEC = {"protocol": "paper_text", "loss": "bce", "dtype": "float32"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,13 @@ class RunSpec:
     model_options: dict = field(default_factory=dict)  # extra model arguments, e.g. explicit=True
     num_negatives: int = 32  # negsamp: uniformly drawn negative tails per data point (k)
     sparse: bool = False  # negsamp: sparse embedding gradients + lazy Adam (kdkge.training.SparseAdam)
+    dtype: str = "float32"  # float32 (the paper's) | float64 (exact comparisons of code paths; tests)
+    protocol: str = "paper_code"  # paper_code (what the authors' code ran) | paper_text (the text of Eq. 2)
+    loss: str | None = None  # bce | softmax_ce; None = the protocol's (PROTOCOL_LOSS)
+
+    def __post_init__(self):
+        if self.loss is None and self.protocol in PROTOCOL_LOSS:
+            object.__setattr__(self, "loss", PROTOCOL_LOSS[self.protocol])
 
     def validate(self) -> None:
         """Raise ``ValueError`` with a one-line message for a setting that cannot run."""
@@ -70,11 +90,22 @@ class RunSpec:
             raise ValueError(f"lr={self.lr!r} must be positive")
         if not 0.0 <= self.noise_ratio < 1.0:
             raise ValueError(f"noise_ratio={self.noise_ratio!r} must lie in [0, 1)")
-        build_loss(self.calibration, self.alpha)  # checks calibration and alpha
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol={self.protocol!r} is unknown: use one of {', '.join(PROTOCOLS)}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss={self.loss!r} is unknown: use one of {', '.join(LOSSES)}")
+        if self.protocol == "paper_code" and self.strategy != "1vsall":
+            raise ValueError(f"protocol=paper_code trains 1vsAll only (the authors' training_1vsall), not strategy={self.strategy}: "
+                             "use strategy=1vsall, or protocol=paper_text")
+        if self.loss == "softmax_ce" and self.strategy == "kvsall":
+            raise ValueError("loss=softmax_ce needs one true tail per data point: use strategy=1vsall or negsamp, or loss=bce")
+        build_loss(self.calibration, self.alpha, self.loss, self.protocol)  # checks calibration and alpha
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy={self.strategy!r} is unknown: use 1vsall, kvsall or negsamp")
         if self.strategy == "negsamp" and (not isinstance(self.num_negatives, int) or self.num_negatives < 1):
             raise ValueError(f"num_negatives={self.num_negatives!r} must be a positive integer (negatives per data point)")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype={self.dtype!r} is not supported: use one of {', '.join(DTYPES)}")
         if self.sparse and self.strategy != "negsamp":
             raise ValueError("sparse gradients need negative sampling (strategy=negsamp): 1vsAll/KvsAll touch every entity")
 
@@ -111,6 +142,8 @@ class _EarlyStop(Exception):
 
 
 def prepare_data(spec: RunSpec) -> KnowledgeGraph:
+    if spec.protocol == "paper_code":  # the authors' vocabulary, 2022 test split and noise
+        return load_dataset_2022(spec.dataset, spec.noise_ratio, seed=spec.seed)
     kg = load_dataset(spec.dataset, unseen=spec.unseen)
     return add_noise(kg, spec.noise_ratio, seed=spec.seed) if spec.noise_ratio else kg
 
@@ -183,13 +216,15 @@ def run(
     base = specs[0]
     torch_device = resolve_device(device)
     kg = prepare_data(base)
-    labels = training_labels(with_reciprocals(kg.train, len(kg.relations)), base.strategy)
+    labels = training_labels(kg.training_triples(), base.strategy)
     model = build_model(base.model, kg.num_entities, kg.num_relations, base.dim, stack=len(specs), **base.model_options)
     model.options = dict(base.model_options)
     model.reset_parameters([s.seed for s in specs])
-    model.to(torch_device)
-    losses = [build_loss(s.calibration, s.alpha) for s in specs]
+    model.to(device=torch_device, dtype=DTYPES[base.dtype])
+    losses = [build_loss(s.calibration, s.alpha, s.loss, s.protocol) for s in specs]
     tasks = evaluation_tasks(kg, eval_splits)
+    # paper_code: also the authors' 2022 test split, ranked their way (logged as paper_test_*)
+    paper_task = paper_ranking_task(kg) if kg.paper_test is not None and "test" in eval_splits else None
     history: list[list[float]] = []
 
     if patience and len(specs) > 1:
@@ -200,8 +235,7 @@ def run(
     last_epoch = [0]  # mutable cell for the callbacks
 
     def evaluate_all() -> list[dict[str, dict[str, float]]]:
-        per_split = {split: evaluate_stacked(model, task, eval_batch_size) for split, task in tasks.items()}
-        return [{split: per_split[split][k] for split in tasks} for k in range(len(specs))]
+        return evaluate_model(model, tasks, paper_task, eval_batch_size)
 
     def track_best(epoch, metrics) -> bool:
         """Update the best-validation models; True when patience has run out."""
@@ -235,7 +269,7 @@ def run(
     start_epoch, optimizer, generators = 0, None, None
     if resume and checkpoint is not None and Path(checkpoint).is_file():
         state = torch.load(Path(checkpoint), map_location=torch_device, weights_only=False)
-        defaults = dataclasses.asdict(RunSpec())  # fields added later keep their defaults in old states
+        defaults = {**dataclasses.asdict(RunSpec()), **LEGACY_SPEC}  # what old states meant by missing fields
         if [{**defaults, **saved} for saved in state["specs"]] != spec_dicts:
             raise ValueError(f"checkpoint {checkpoint} belongs to other settings; delete it or set resume=false")
         model.load_state_dict(state["model"])
@@ -293,13 +327,24 @@ def run(
             losses=[h[k] for h in history], model=single, kg=kg, seconds=seconds, last_epoch=last_epoch[0],
         )
         if select_best or patience:
-            chosen = build_model(base.model, kg.num_entities, kg.num_relations, base.dim, **base.model_options).to(torch_device)
+            chosen = build_model(base.model, kg.num_entities, kg.num_relations, base.dim, **base.model_options)
+            chosen.to(device=torch_device, dtype=DTYPES[base.dtype])
             chosen.load_state_dict(best[k]["state"])
             chosen.eval()
             result.best_epoch, result.best_model = best[k]["epoch"], chosen
-            result.best_metrics = {split: evaluate_stacked(chosen, task, eval_batch_size)[0] for split, task in tasks.items()}
+            result.best_metrics = evaluate_model(chosen, tasks, paper_task, eval_batch_size)[0]
         results.append(result)
     return results
+
+
+def evaluate_model(model, tasks: dict[str, RankingTask], paper_task: RankingTask | None = None,
+                   batch_size: int = 4096) -> list[dict[str, dict[str, float]]]:
+    """Per stacked configuration: metrics per split, plus ``paper_test`` (the authors' 2022 test
+    split and ranking, :func:`kdkge.evaluation.evaluate_sorted_stacked`) when ``paper_task`` is given."""
+    per_split = {split: evaluate_stacked(model, task, batch_size) for split, task in tasks.items()}
+    if paper_task is not None:
+        per_split["paper_test"] = evaluate_sorted_stacked(model, paper_task)
+    return [{split: values[k] for split, values in per_split.items()} for k in range(model.stack)]
 
 
 def run_one(spec: RunSpec | None = None, **kwargs) -> RunResult:
@@ -320,6 +365,7 @@ def save_checkpoint(result_or_model, path: str | Path, spec: RunSpec | None = No
         "spec": dataclasses.asdict(spec),
         "entities": list(kg.entities),
         "relations": list(kg.relations),
+        "num_relations": kg.num_relations,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
     tmp = path.with_name(path.name + ".tmp")
@@ -360,7 +406,9 @@ class TrainedModel:
 
 def load_checkpoint(path: str | Path, device: str = "cpu") -> TrainedModel:
     payload = torch.load(Path(path), map_location="cpu", weights_only=False)
-    spec = RunSpec(**payload["spec"])
-    model = build_model(spec.model, len(payload["entities"]), 2 * len(payload["relations"]), spec.dim, **spec.model_options)
+    spec = RunSpec(**{**LEGACY_SPEC, **payload["spec"]})
+    num_relations = payload.get("num_relations", 2 * len(payload["relations"]))
+    model = build_model(spec.model, len(payload["entities"]), num_relations, spec.dim, **spec.model_options)
+    model.to(dtype=DTYPES[spec.dtype])
     model.load_state_dict(payload["state_dict"])
     return TrainedModel(model.to(resolve_device(device)), spec, payload["entities"], payload["relations"])

@@ -99,6 +99,72 @@ class LabelRelaxationLoss:
         return stacked_losses([self], scores.unsqueeze(0), torch.zeros_like(rows), rows, cols)[0]
 
 
+def _one_positive_per_row(scores: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, what: str) -> torch.Tensor:
+    """The positive column of each row (``rows`` must be ``0 … B−1``: one data point per row)."""
+    if len(rows) != scores.shape[0] or not torch.equal(rows, torch.arange(len(rows), device=rows.device)):
+        raise ValueError(f"{what} needs exactly one true tail per score row (1vsAll or negative sampling data points)")
+    return cols
+
+
+class SoftmaxCrossEntropyLoss:
+    r"""Softmax cross-entropy over all entities on the integer target, optionally label-smoothed.
+
+    What the authors' code trained 1vsAll with (``core/executer.py:306-313`` at ``ca983cc``:
+    ``nn.CrossEntropyLoss()``, or ``nn.CrossEntropyLoss(label_smoothing=α)``):
+
+    .. math:: L = -\frac{1}{B} \sum_b \sum_x q_{b,x} \log \mathrm{softmax}(z_b)_x,
+              \qquad q_b = (1 - α)\,\mathrm{onehot}(t_b) + α / |E|
+
+    (``α = 0``: plain cross-entropy).  ``log_softmax`` keeps it finite at saturated logits.
+    """
+
+    def __init__(self, smoothing: float = 0.0):
+        self.smoothing = 0.0 if smoothing == 0.0 else check_alpha(smoothing, "label smoothing")
+
+    def __call__(self, scores: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        tails = _one_positive_per_row(scores, rows, cols, "softmax cross-entropy")
+        log_p = scores.log_softmax(dim=-1)
+        true = log_p.gather(-1, tails.unsqueeze(-1)).squeeze(-1)
+        if not self.smoothing:
+            return -true.mean()
+        a = self.smoothing
+        return -((1 - a) * true + (a / scores.shape[-1]) * log_p.sum(-1)).mean()
+
+
+class LabelRelaxation2022Loss:
+    r"""The authors' label relaxation (``core/helper_classes.py:52-84`` at ``ca983cc``), quirks kept.
+
+    ``p = softmax(z)``; the credal target is ``q_t = 1 − α`` and ``q_x = α·p_x / S`` elsewhere
+    (``S = Σ_{x≠t} p_x``).  ``F.kl_div(p.log(), q)`` with its default reduction ``'mean'`` gives
+    *one* scalar, the KL summed over rows and divided by ``B·|E|``; the per-row ``where(p_t > 1 − α,
+    0, D)`` then only rescales it by the fraction of rows outside the credal set:
+
+    .. math:: L = \frac{n_{out}}{B} \cdot \frac{1}{B |E|} \sum_b \Big[(1-α)\log\frac{1-α}{p_{b,t}}
+              + α \log\frac{α}{S_b}\Big], \qquad n_{out} = \#\{b : p_{b,t} ≤ 1 − α\}
+
+    (the KL of ``q`` to ``p`` collapses to this binary form because ``q ∝ p`` off the true class;
+    rows inside the credal set still count in the sum).  The target is not detached in the
+    authors' code, but its gradient contribution is exactly zero, so this is the same function
+    and gradient.  Computed in log space (``log p_t = z_t − lse(z)``, ``log S = lse(z_{x≠t}) −
+    lse(z)``): finite where the authors' ``p.log()`` gives ``−inf`` and NaN.
+    """
+
+    def __init__(self, alpha: float):
+        self.alpha = check_alpha(alpha, "label relaxation")
+
+    def __call__(self, scores: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        tails = _one_positive_per_row(scores, rows, cols, "label relaxation (paper_code)")
+        a = self.alpha
+        batch, entities = scores.shape
+        log_norm = scores.logsumexp(-1)
+        log_p_true = scores.gather(-1, tails.unsqueeze(-1)).squeeze(-1) - log_norm
+        others = scores.scatter(-1, tails.unsqueeze(-1), -math.inf)
+        log_rest = others.logsumexp(-1) - log_norm
+        per_row = (1 - a) * (math.log(1 - a) - log_p_true) + a * (math.log(a) - log_rest)
+        outside = (log_p_true <= math.log(1 - a)).sum()
+        return per_row.sum() / (batch * entities) * outside / batch
+
+
 # --------------------------------------------------------------------------------------------
 # fused computation
 # --------------------------------------------------------------------------------------------
@@ -289,12 +355,30 @@ def reference_label_relaxation(scores: torch.Tensor, targets: torch.Tensor, alph
     return torch.where(mass_true.squeeze(-1) >= 1 - alpha, torch.zeros_like(divergence), divergence).mean()
 
 
-def build_loss(calibration: str = "none", alpha: float | None = None):
-    """``none`` → BCE (Eq. 2); ``ls`` → BCE with label smoothing α; ``lr`` → label relaxation α."""
+LOSSES = ("bce", "softmax_ce")
+
+
+def build_loss(calibration: str = "none", alpha: float | None = None, loss: str = "bce", protocol: str = "paper_text"):
+    """The loss of a run: the base ``loss`` (per-entity BCE, Eq. 2, or softmax cross-entropy)
+    with its calibration.
+
+    ===============  ==========================  ===================================================
+    calibration      ``loss=bce``                ``loss=softmax_ce``
+    ===============  ==========================  ===================================================
+    none             :class:`BCELoss`            :class:`SoftmaxCrossEntropyLoss`
+    ls (α)           BCE, targets 1 − α/2, α/2   CE, target (1 − α)·one-hot + α/|E| (torch's)
+    lr (α)           :class:`LabelRelaxationLoss` (Sec. 3.3.2); under ``protocol=paper_code``
+                     :class:`LabelRelaxation2022Loss`, the authors' function with its quirks
+    ===============  ==========================  ===================================================
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"loss={loss!r} is unknown: use one of {', '.join(LOSSES)}")
     if calibration == "none":
-        return BCELoss()
+        return SoftmaxCrossEntropyLoss() if loss == "softmax_ce" else BCELoss()
     if calibration == "ls":
-        return BCELoss(smoothing=check_alpha(alpha, "calibration=ls (label smoothing)"))
+        a = check_alpha(alpha, "calibration=ls (label smoothing)")
+        return SoftmaxCrossEntropyLoss(smoothing=a) if loss == "softmax_ce" else BCELoss(smoothing=a)
     if calibration == "lr":
-        return LabelRelaxationLoss(check_alpha(alpha, "calibration=lr (label relaxation)"))
+        a = check_alpha(alpha, "calibration=lr (label relaxation)")
+        return LabelRelaxation2022Loss(a) if protocol == "paper_code" else LabelRelaxationLoss(a)
     raise ValueError(f"unknown calibration {calibration!r}: use one of {', '.join(CALIBRATIONS)}")

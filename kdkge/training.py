@@ -177,8 +177,8 @@ class _BatchTargets:
     are the tails of the batch.  Slices that share a batch share its cells, repeated per slice.
     """
 
-    def __init__(self, labels: TrainingLabels, stack: int, batch_size: int):
-        self.labels, self.stack = labels, stack
+    def __init__(self, labels: TrainingLabels, stack: int, batch_size: int, dtype: torch.dtype = torch.float32):
+        self.labels, self.stack, self.dtype = labels, stack, dtype
         device = labels.queries.device
         n = len(labels)
         self.one_per_point = len(labels.tails) == n and torch.equal(labels.offsets, torch.arange(n + 1, device=device))
@@ -197,7 +197,7 @@ class _BatchTargets:
         distinct, inverse = torch.unique(self.query_key[idx], return_inverse=True)
         representatives = torch.empty(len(distinct), dtype=torch.long, device=idx.device)
         representatives.scatter_(0, inverse, self.arange[: len(idx)])  # any row of the query will do
-        weights = torch.bincount(inverse, minlength=len(distinct)).to(torch.get_default_dtype())
+        weights = torch.bincount(inverse, minlength=len(distinct)).to(self.dtype)
         cols = self.labels.tails[idx]
         if self.stack == 1:
             return representatives, weights, torch.zeros_like(inverse), inverse, cols
@@ -305,7 +305,7 @@ def train_epochs(
     slot = [distinct.index(s) for s in seeds]
     labels = labels.to(device)  # constant data: copied once, not per batch
     heads, relations = labels.queries[:, 0].contiguous(), labels.queries[:, 1].contiguous()
-    targets = _BatchTargets(labels, stack, batch_size)
+    targets = _BatchTargets(labels, stack, batch_size, dtype=next(model.parameters()).dtype)
     n = len(labels)
     # 1vsAll data points that share (h, r) in a batch have identical score rows (batch norm sees
     # the whole batch; every later op is row-wise): score each distinct query once, weight its BCE

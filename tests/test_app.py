@@ -17,7 +17,6 @@ from kdkge.experiment import load_checkpoint
 from kdkge.schema import RANK_METRICS, RUN_TAGS, SPLITS
 from kdkge.tracking import ensure_store, find_runs
 
-torch.set_num_threads(1)
 
 ROOT = CONF_DIR.parent
 TINY = ["epochs=2", "dim=4", "threads=1", "progress=false", "eval_every=1", "batch_size=2048"]
@@ -31,10 +30,6 @@ def store(tmp_path_factory):
     return uri
 
 
-@pytest.fixture(scope="module")
-def hydra_conf():
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        yield
 
 
 def tiny_cfg(store, experiment, *overrides):
@@ -149,13 +144,13 @@ def test_train_py_epochs_5_logs_everything(store, tmp_path):
     assert run["status"] == "FINISHED"
 
     # printed: results table and where the run is
-    for text in ("MRR", "Hits@1", "Hits@3", "Hits@10", "train ", "valid ", "test ", "parameters: 67,337",
+    for text in ("MRR", "Hits@1", "Hits@3", "Hits@10", "train ", "valid ", "test ", "parameters: 67,915", "test22 ",
                  run_id, f"tracking URI: {store}", f"/#/experiments/{run['experiment_id']}/runs/{run_id}"):
         assert text in out.stdout, text
 
     # params: the whole resolved config, flattened
     params = {c[len("params."):]: run[c] for c in runs.columns if c.startswith("params.")}
-    for key, value in {"model.name": "distmult", "dim": "289", "dataset.name": "umls", "loss.strategy": "1vsall",
+    for key, value in {"model.name": "distmult", "dim": "289", "dataset.name": "umls", "strategy.name": "1vsall",
                        "calibration.name": "none", "epochs": "5", "lr": "0.01", "batch_size": "1024", "seed": "1",
                        "noise_ratio": "0.0", "device": "auto", "tracking.log_every": "100"}.items():
         assert params[key] == value, key
@@ -168,6 +163,10 @@ def test_train_py_epochs_5_logs_everything(store, tmp_path):
     assert tags["stored_dim"] == "289" and tags["seed"] == "1" and tags["epochs"] == "5" and tags["strategy"] == "1vsall"
     assert tags["overrides"].startswith("epochs=5 progress=false")
     assert len(tags["config_hash"]) == 64 and tags["sweep_id"] == ""
+    # the default protocol is the authors' code: their |Θ| (|E| + 1, |R| + 1) and their 2022 test split
+    assert tags["protocol"] == "paper_code" and tags["loss"] == "softmax_ce"
+    assert run["metrics.num_parameters"] == 67915
+    assert 0 < run["metrics.paper_test_mrr"] <= 1 and 0 < run["metrics.test_mrr"] <= 1
     assert len(tags["git_commit"]) in (40, 7) or tags["git_commit"] == "unknown"
     assert tags["version.torch"] == torch.__version__
     assert {"version.mlflow", "version.hydra-core", "version.omegaconf", "version.python"} <= set(tags)
@@ -177,7 +176,7 @@ def test_train_py_epochs_5_logs_everything(store, tmp_path):
     for split in SPLITS:
         for name in RANK_METRICS:
             assert 0 <= metrics[f"{split}_{name}"] <= 1, (split, name)
-    assert metrics["num_parameters"] == 67337
+    assert metrics["num_parameters"] == 67915  # paper_code: the paper's count
     assert metrics["wall_time_s"] > 0 and metrics["epochs_per_s"] > 0
     client = MlflowClient(store)
     assert [m.step for m in client.get_metric_history(run_id, "loss")] == [1, 2, 3, 4, 5]

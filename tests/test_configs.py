@@ -20,7 +20,6 @@ from kdkge.data import load_dataset
 from kdkge.losses import build_loss
 from kdkge.models import build_model
 
-torch.set_num_threads(1)
 
 ROOT = CONF_DIR.parent
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
@@ -28,10 +27,6 @@ DATASETS = sorted(p.stem for p in (CONF_DIR / "dataset").glob("*.yaml"))
 CALIBRATIONS = sorted(p.stem for p in (CONF_DIR / "calibration").glob("*.yaml"))
 
 
-@pytest.fixture(scope="module")
-def hydra_conf():
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        yield
 
 
 def cfg_of(*overrides: str):
@@ -47,14 +42,16 @@ def test_groups_and_options_exist():
     assert MODELS == ["complex", "distmult", "kd_complex", "kd_distmult", "kd_rel_complex", "kd_rel_distmult"]
     assert DATASETS == ["custom", "kinship", "nations", "umls"]
     assert CALIBRATIONS == ["lr", "lr_0.1", "lr_0.2", "ls", "ls_0.1", "ls_0.2", "none"]
-    assert sorted(p.stem for p in (CONF_DIR / "loss").glob("*.yaml")) == ["1vsall", "kvsall", "negsamp"]
+    assert sorted(p.stem for p in (CONF_DIR / "strategy").glob("*.yaml")) == ["1vsall", "kvsall", "negsamp"]
+    assert sorted(p.stem for p in (CONF_DIR / "loss").glob("*.yaml")) == ["bce", "default", "softmax_ce"]
+    assert sorted(p.stem for p in (CONF_DIR / "protocol").glob("*.yaml")) == ["paper_code", "paper_text"]
     assert sorted(p.stem for p in (CONF_DIR / "tracking").glob("*.yaml")) == ["mlflow", "none"]
 
 
 def test_defaults_are_the_papers(hydra_conf):
     cfg = cfg_of()
     assert cfg.model.name == "distmult" and cfg.dim == 289
-    assert cfg.dataset.name == "umls" and cfg.loss.strategy == "1vsall"
+    assert cfg.dataset.name == "umls" and cfg.strategy.name == "1vsall"
     assert cfg.calibration.name == "none" and cfg.calibration.alpha is None
     assert (cfg.lr, cfg.batch_size, cfg.seed, cfg.epochs, cfg.noise_ratio) == (0.01, 1024, 1, 1000, 0.0)
     assert cfg.tracking.enabled and cfg.tracking.uri is None
@@ -113,7 +110,12 @@ def test_wrong_type_fails_at_compose(hydra_conf, override):
         (["lr=0"], "lr=0.0 must be positive"),
         (["noise_ratio=1.0"], "noise_ratio=1.0 must lie in [0, 1)"),
         (["seed=-3"], "seed=-3 must be a non-negative integer"),
-        (["loss.strategy=2vsall"], "loss.strategy='2vsall' is unknown"),
+        (["strategy.name=2vsall"], "strategy.name='2vsall' is unknown"),
+        (["strategy=negsamp"], "protocol=paper_code trains 1vsAll only (the authors' training_1vsall), not strategy=negsamp"),
+        (["strategy=kvsall"], "protocol=paper_code trains 1vsAll only (the authors' training_1vsall), not strategy=kvsall"),
+        (["protocol.name=paper_2021"], "protocol.name='paper_2021' is unknown: use protocol=paper_code or protocol=paper_text"),
+        (["loss.name=mse"], "loss='mse' is unknown: use one of bce, softmax_ce"),
+        (["protocol=paper_text", "strategy=kvsall", "loss=softmax_ce"], "loss=softmax_ce needs one true tail per data point"),
         (["dataset=custom"], "dataset=custom needs dataset.path="),
         (["dataset=custom", "dataset.path=/no/such/folder"], "dataset folder /no/such/folder does not exist"),
         (["dataset.unseen=drop"], "dataset.unseen='drop' is not a policy"),
@@ -129,6 +131,16 @@ def test_bad_values_fail_before_training_with_one_line(hydra_conf, overrides, me
     text = str(info.value)
     assert message in text
     assert "\n" not in text
+
+
+def test_paper_code_needs_a_valid_split(hydra_conf, tmp_path):
+    folder = tmp_path / "kg"
+    folder.mkdir()
+    (folder / "train.txt").write_text("a\tr\tb\nb\tr\tc\n")
+    (folder / "valid.txt").write_text("\n")
+    (folder / "test.txt").write_text("a\tr\tc\n")
+    with pytest.raises(ValueError, match=r"protocol=paper_code needs a valid split \(.*valid.txt is empty\)"):
+        validate(cfg_of("dataset=custom", f"dataset.path={folder}"))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
@@ -162,7 +174,7 @@ def test_config_hash_ignores_non_semantic_keys(hydra_conf):
                  ["lr=1e-2"], [f"dataset.path={ROOT / 'data' / 'umls'}"]):
         assert config_hash(cfg_of(*same)) == base, same
     for different in (["seed=2"], ["dim=256"], ["lr=0.02"], ["epochs=999"], ["batch_size=512"], ["noise_ratio=0.1"],
-                      ["loss=kvsall"], ["calibration=ls"], ["dataset=kinship"], ["model=kd_rel_distmult"],
+                      ["strategy=kvsall"], ["calibration=ls"], ["dataset=kinship"], ["model=kd_rel_distmult"],
                       ["dataset.unseen=error"]):
         assert config_hash(cfg_of(*different)) != base, different
 
@@ -209,7 +221,8 @@ def test_help_lists_groups_options_and_examples():
     text = out.stdout
     assert "model: complex, distmult, kd_complex, kd_distmult, kd_rel_complex, kd_rel_distmult" in text
     assert "dataset: custom, kinship, nations, umls" in text
-    assert "loss: 1vsall, kvsall" in text
+    assert "strategy: 1vsall, kvsall, negsamp" in text
+    assert "loss: bce, default, softmax_ce" in text and "protocol: paper_code, paper_text" in text
     assert "calibration: lr, lr_0.1, lr_0.2, ls, ls_0.1, ls_0.2, none" in text
     assert "tracking: mlflow, none" in text
     assert "python train.py model=kd_distmult" in text

@@ -16,8 +16,7 @@ from kdkge.models import available_models, build_model
 from kdkge.training import SparseAdam, _NegativeSampler
 from test_training import assert_stacked_equals_separate  # tests/ is on sys.path (pytest's prepend import mode)
 
-torch.set_num_threads(1)
-FAST = dict(dataset="nations", epochs=3, batch_size=256, strategy="negsamp", num_negatives=5)
+FAST = dict(dataset="nations", epochs=3, batch_size=256, strategy="negsamp", num_negatives=5, protocol="paper_text")
 
 
 def model_with_weights(name, stack=1, seed=0):
@@ -152,7 +151,7 @@ class _Stop(Exception):
 
 
 def test_an_interrupted_sparse_negative_sampling_run_resumes_exactly(tmp_path):
-    spec = RunSpec(model="kd_rel_distmult", dim=16, sparse=True, **{**FAST, "epochs": 6})
+    spec = RunSpec(model="kd_rel_distmult", dim=16, sparse=True, dtype="float64", **{**FAST, "epochs": 6})
     uninterrupted = run_one(spec, progress=False)
     path = tmp_path / "state.pt"
 
@@ -169,9 +168,11 @@ def test_an_interrupted_sparse_negative_sampling_run_resumes_exactly(tmp_path):
 
 def test_runspec_rejects_bad_negative_sampling_settings():
     with pytest.raises(ValueError, match="num_negatives=0 must be a positive integer"):
-        RunSpec(strategy="negsamp", num_negatives=0).validate()
+        RunSpec(strategy="negsamp", num_negatives=0, protocol="paper_text").validate()
+    with pytest.raises(ValueError, match="protocol=paper_code trains 1vsAll only"):
+        RunSpec(strategy="negsamp", num_negatives=4).validate()
     with pytest.raises(ValueError, match="sparse gradients need negative sampling"):
-        RunSpec(strategy="1vsall", sparse=True).validate()
+        RunSpec(strategy="1vsall", sparse=True, protocol="paper_text").validate()
     from kdkge.training import train_epochs
 
     with pytest.raises(ValueError, match="need negative sampling"):
@@ -181,27 +182,27 @@ def test_runspec_rejects_bad_negative_sampling_settings():
 
 def compose_config(*overrides):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="train", overrides=list(overrides))
+        return compose(config_name="train", overrides=["protocol=paper_text", *overrides])  # negsamp: paper_text only
 
 
 def test_negsamp_config_composes_and_reaches_the_run_spec():
-    cfg = compose_config("loss=negsamp", "loss.num_negatives=8", "loss.sparse=true", "model=kd_distmult")
+    cfg = compose_config("strategy=negsamp", "strategy.num_negatives=8", "strategy.sparse=true", "model=kd_distmult")
     spec = app.run_spec(cfg)
     assert (spec.strategy, spec.num_negatives, spec.sparse) == ("negsamp", 8, True)
-    assert app.default_run_name(cfg) == "kd_distmult-umls-d256-negsamp8-sparse"
-    assert app.config_hash(cfg) != app.config_hash(compose_config("loss=negsamp", "model=kd_distmult"))
+    assert app.default_run_name(cfg) == "kd_distmult-umls-d256-negsamp8-sparse-text"
+    assert app.config_hash(cfg) != app.config_hash(compose_config("strategy=negsamp", "model=kd_distmult"))
 
 
 def test_negative_sampling_keys_leave_other_strategies_hashes_unchanged():
     for strategy in ("1vsall", "kvsall"):
-        data = app.semantic_config(compose_config(f"loss={strategy}"))
+        data = app.semantic_config(compose_config(f"strategy={strategy}"))
         assert data["loss"] == {"strategy": strategy}  # as before negative sampling existed
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (["loss.sparse=true"], "loss.sparse applies to negative sampling only: add loss=negsamp"),
-    (["loss.num_negatives=4"], "loss.num_negatives applies to negative sampling only"),
-    (["loss=negsamp", "loss.num_negatives=0"], "loss.num_negatives=0 must be a positive integer"),
+    (["strategy.sparse=true"], "strategy.sparse applies to negative sampling only: add strategy=negsamp"),
+    (["strategy.num_negatives=4"], "strategy.num_negatives applies to negative sampling only"),
+    (["strategy=negsamp", "strategy.num_negatives=0"], "strategy.num_negatives=0 must be a positive integer"),
 ])
 def test_bad_negative_sampling_config_is_a_one_line_error(overrides, message):
     with pytest.raises(app.ConfigError, match=message):
@@ -263,8 +264,8 @@ def test_lazy_adam_equals_torch_sparse_adam(per_slice):
 def test_eval_interval_enters_the_hash_only_with_early_stopping():
     """patience > 0 makes eval_every part of what a run computes; negative sampling does not."""
     for strategy in ("1vsall", "negsamp"):
-        plain = [app.config_hash(compose_config(f"loss={strategy}", f"eval_every={n}")) for n in (50, 100)]
+        plain = [app.config_hash(compose_config(f"strategy={strategy}", f"eval_every={n}")) for n in (50, 100)]
         assert plain[0] == plain[1], strategy
-        stopped = [app.config_hash(compose_config(f"loss={strategy}", "patience=2", f"eval_every={n}")) for n in (50, 100)]
+        stopped = [app.config_hash(compose_config(f"strategy={strategy}", "patience=2", f"eval_every={n}")) for n in (50, 100)]
         assert stopped[0] != stopped[1], strategy
-        assert "eval_every" in app.semantic_config(compose_config(f"loss={strategy}", "patience=2"))
+        assert "eval_every" in app.semantic_config(compose_config(f"strategy={strategy}", "patience=2"))

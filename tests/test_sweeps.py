@@ -24,7 +24,6 @@ from kdkge import sweeps
 from kdkge.config import CONF_DIR
 from kdkge.tracking import ensure_store, find_runs
 
-torch.set_num_threads(1)
 
 ROOT = CONF_DIR.parent
 SWEEPS = ROOT / "sweeps"
@@ -50,11 +49,6 @@ def summary_of(sweep_dir: Path) -> dict:
     return json.loads((sweep_dir / "sweep_summary.json").read_text())
 
 
-@pytest.fixture
-def hydra_conf():
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        yield
 
 
 # --------------------------------------------------------------------------- #
@@ -297,7 +291,8 @@ def test_four_parallel_joblib_runs_on_a_fresh_store(tmp_path):
 @pytest.mark.slow
 def test_stacked_sweep_equals_separate_runs(tmp_path, hydra_conf):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    common = [*TINY, "dim=4", "epochs=2", "eval_every=1"]
+    # float64: stacked and separate runs take other kernels, whose float32 rounding differs (~1e-5)
+    common = [*TINY, "dim=4", "epochs=2", "eval_every=1", "dtype=float64"]
     dry = train_py("-m", *common, CALIBRATIONS, "hydra.sweeper.dry_run=true", store=store)
     assert "5 runs: 5 to train in 1 job (1 of them stacked, holding 5 runs)" in dry.stdout, dry.stdout[-2000:]
     out = train_py("-m", *common, CALIBRATIONS, f"hydra.sweep.dir={tmp_path / 'm'}", store=store)
@@ -313,7 +308,7 @@ def test_stacked_sweep_equals_separate_runs(tmp_path, hydra_conf):
         assert row["tags.overrides"].endswith(f"calibration={option}")
         separate = app.train(cfg)
         for key in ("train_mrr", "valid_mrr", "test_mrr", "test_hits_10", "num_parameters"):
-            assert row[f"metrics.{key}"] == pytest.approx(separate[key], rel=1e-6, abs=1e-7), (option, key)
+            assert row[f"metrics.{key}"] == pytest.approx(separate[key], rel=1e-9, abs=1e-12), (option, key)
     # relaunch: all five are skipped per configuration, nothing is trained
     again = train_py("-m", *common, CALIBRATIONS, f"hydra.sweep.dir={tmp_path / 'again'}", store=store)
     assert summary_of(tmp_path / "again")["counts"]["skipped"] == 5
