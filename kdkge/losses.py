@@ -122,6 +122,11 @@ class SoftmaxCrossEntropyLoss:
         self.smoothing = 0.0 if smoothing == 0.0 else check_alpha(smoothing, "label smoothing")
 
     def __call__(self, scores: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        _one_positive_per_row(scores, rows, cols, "softmax cross-entropy")
+        return stacked_losses([self], scores.unsqueeze(0), torch.zeros_like(rows), rows, cols)[0]
+
+    def reference(self, scores: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """The textbook formula through autograd (for tests): ``log_softmax``, gather, mean."""
         tails = _one_positive_per_row(scores, rows, cols, "softmax cross-entropy")
         log_p = scores.log_softmax(dim=-1)
         true = log_p.gather(-1, tails.unsqueeze(-1)).squeeze(-1)
@@ -225,6 +230,43 @@ def _bce_backward(z, ks, rows, cols, alphas, weights, points, grad, out):
     out.index_put_((ks, rows, cols), -positive[ks], accumulate=True)
 
 
+def _ce_forward(z, ks, rows, cols, alphas, weights, points):
+    """Σ-per-slice softmax CE of ``z [Kg, B, E]``: ``(Σ_b w_b·lse(z_b) − (1−α)Σ_true z − (α/E)Σ_b w_b Σ z_b) / points``.
+
+    Row ``b`` stands for ``w_b`` data points sharing the query (``weights``; 1 without), each with
+    its own positive cell listed; returns the losses and ``lse [Kg, B]`` for the backward pass.
+    """
+    kg, b, e = z.shape
+    lse = torch.logsumexp(z, dim=-1)  # [Kg, B]
+    per_row = lse.double() if weights is None else lse.double() * weights.double()
+    total = per_row.sum(-1)
+    true_sum = torch.zeros(kg, dtype=torch.float64, device=z.device).index_add_(0, ks, z[ks, rows, cols].double())
+    if any(alphas):
+        a = torch.tensor(alphas, dtype=torch.float64, device=z.device)
+        total = total - (1 - a) * true_sum - (a / e) * _row_sums(z, weights)
+    else:
+        total = total - true_sum
+    return total / points, lse
+
+
+def _ce_backward(z, ks, rows, cols, alphas, weights, points, lse, grad, out):
+    """``out = (w_b·softmax(z_b) − (1−α)·[true] − (α/E)·w_b)·grad / points``."""
+    kg, b, e = z.shape
+    scale = grad / points  # [Kg]
+    torch.sub(z, lse.unsqueeze(-1), out=out).exp_()  # softmax
+    if any(alphas):
+        a = torch.tensor(alphas, dtype=z.dtype, device=z.device)
+        out.sub_((a / e).view(-1, 1, 1))
+        positive = (1 - a) * scale
+    else:
+        positive = scale
+    if weights is None:
+        out.mul_(scale.view(-1, 1, 1))
+    else:
+        out.mul_(scale.view(-1, 1, 1) * weights.view(1, -1, 1))
+    out.index_put_((ks, rows, cols), -positive[ks], accumulate=True)
+
+
 def _lr_forward(z, ks, rows, cols, alphas):
     """Label relaxation per slice of ``z [Kg, B, E]`` and what its backward needs."""
     kg, b, e = z.shape
@@ -269,7 +311,7 @@ class _FusedLosses(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, scores, ks, rows, cols, groups, weights=None):
-        # groups: ((kind, members, alphas), ...) with kind "bce" or "lr"; weights: see stacked_losses
+        # groups: ((kind, members, alphas), ...) with kind "bce", "ce" or "lr"; weights: see stacked_losses
         stack = scores.shape[0]
         points = scores.shape[1] if weights is None else weights.sum()  # a tensor: no host sync
         losses = scores.new_empty(stack)
@@ -279,6 +321,9 @@ class _FusedLosses(torch.autograd.Function):
             pos = _local_positives(ks, rows, cols, members, stack, len(members) == stack)
             if kind == "bce":
                 value, saved = _bce_forward(z, *pos, alphas, weights, points), (weights, points)
+            elif kind == "ce":
+                value, lse = _ce_forward(z, *pos, alphas, weights, points)
+                saved = (weights, points, lse)
             else:
                 if weights is not None:
                     raise ValueError("label relaxation needs one score row per data point (no row weights)")
@@ -301,6 +346,8 @@ class _FusedLosses(torch.autograd.Function):
             out = grad[where] if isinstance(where, slice) else torch.empty_like(z)
             if kind == "bce":
                 _bce_backward(z, *pos, alphas, *saved, g, out)
+            elif kind == "ce":
+                _ce_backward(z, *pos, alphas, *saved, g, out)
             else:
                 _lr_backward(z, *pos, alphas, saved, g, out)
             if not isinstance(where, slice):
@@ -323,16 +370,17 @@ def stacked_losses(
     true tail of slice ``k``'s row ``b``; no cell twice).  Configurations of one kind (BCE/LS, or
     LR) are computed together.  Losses of other types are called one slice at a time.
 
-    ``row_weights [B]`` (BCE/LS only): score row ``b`` stands for ``row_weights[b]`` data points
+    ``row_weights [B]`` (BCE and softmax CE, with or without LS): score row ``b`` stands for ``row_weights[b]`` data points
     with the same query — 1vsAll data points that share ``(h, r)`` have identical score rows — and
     its positives are the union of theirs.  The loss is then the mean over ``Σ row_weights`` data
     points, exactly as if every data point had its own row.
     """
-    if row_weights is not None and not all(isinstance(fn, BCELoss) for fn in losses):
-        raise ValueError("row_weights are supported for BCE / label smoothing only")
-    if all(isinstance(fn, (BCELoss, LabelRelaxationLoss)) for fn in losses):
+    if row_weights is not None and not all(isinstance(fn, WEIGHTABLE) for fn in losses):
+        raise ValueError("row_weights are supported for BCE and softmax cross-entropy (with label smoothing) only")
+    if all(isinstance(fn, (BCELoss, LabelRelaxationLoss, SoftmaxCrossEntropyLoss)) for fn in losses):
         groups = []
-        for kind, cls, attr in (("bce", BCELoss, "smoothing"), ("lr", LabelRelaxationLoss, "alpha")):
+        for kind, cls, attr in (("bce", BCELoss, "smoothing"), ("ce", SoftmaxCrossEntropyLoss, "smoothing"),
+                                ("lr", LabelRelaxationLoss, "alpha")):
             members = [k for k, fn in enumerate(losses) if isinstance(fn, cls)]
             if members:
                 groups.append((kind, members, tuple(getattr(losses[k], attr) for k in members)))
@@ -356,6 +404,9 @@ def reference_label_relaxation(scores: torch.Tensor, targets: torch.Tensor, alph
 
 
 LOSSES = ("bce", "softmax_ce")
+#: Losses whose terms are sums over data points, so that data points sharing a score row can be
+#: scored once and weighted (1vsAll deduplication, :func:`stacked_losses`' ``row_weights``).
+WEIGHTABLE = (BCELoss, SoftmaxCrossEntropyLoss)
 
 
 def build_loss(calibration: str = "none", alpha: float | None = None, loss: str = "bce", protocol: str = "paper_text"):

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from kdkge.experiment import RunSpec, run, run_one
 from kdkge.kronecker import batched_kron
-from kdkge.losses import BCELoss, LabelRelaxationLoss, build_loss, reference_label_relaxation, stacked_losses
+from kdkge.losses import BCELoss, LabelRelaxationLoss, SoftmaxCrossEntropyLoss, build_loss, reference_label_relaxation, stacked_losses
 from kdkge.models import build_model
 
 FAST = dict(dataset="nations", epochs=3, batch_size=256, protocol="paper_text")  # the BCE machinery; paper_code has its own tests
@@ -220,7 +220,8 @@ def test_stacked_seeds_and_calibrations_together_equal_separate_runs():
 
 @pytest.mark.parametrize("name", ["distmult", "kd_rel_distmult", "kd_distmult"])
 @pytest.mark.parametrize("alpha", [0.0, 0.2])
-def test_one_vs_all_distinct_query_rows_give_the_same_loss_and_gradients(name, alpha):
+@pytest.mark.parametrize("loss_class", [BCELoss, SoftmaxCrossEntropyLoss])
+def test_one_vs_all_distinct_query_rows_give_the_same_loss_and_gradients(name, alpha, loss_class):
     """Scoring each distinct (h, r) of a 1vsAll batch once, weighted by its multiplicity, equals
     scoring every data point's row (batch norm still sees the whole batch)."""
     from kdkge.data import one_vs_all
@@ -233,7 +234,7 @@ def test_one_vs_all_distinct_query_rows_give_the_same_loss_and_gradients(name, a
     targets = _BatchTargets(labels, stack=1, batch_size=len(labels))
     idx = torch.randperm(len(labels), generator=gen)
     h, r = labels.queries[idx, 0], labels.queries[idx, 1]
-    losses = [BCELoss(alpha)]
+    losses = [loss_class(alpha)]
     model = build_model(name, 9, 3, 16).double()
     model.reset_parameters([2])
     model.train()
@@ -256,3 +257,24 @@ def test_one_vs_all_distinct_query_rows_give_the_same_loss_and_gradients(name, a
     assert torch.allclose(dedup_loss, full_loss, rtol=1e-12)
     for key in full_grads:
         assert torch.allclose(dedup_grads[key], full_grads[key], rtol=1e-10, atol=1e-12), key
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.1])
+def test_fused_softmax_cross_entropy_equals_autograd_through_the_formula(alpha):
+    """The closed-form CE gradient (softmax − target), stacked with other losses, vs autograd (float64)."""
+    gen = torch.Generator().manual_seed(11)
+    stack, batch, entities = 3, 7, 10
+    scores = torch.randn(stack, batch, entities, generator=gen, dtype=torch.float64) * 2
+    tails = torch.randint(entities, (batch,), generator=gen)
+    ks, rows, cols = torch.arange(stack).repeat_interleave(batch), torch.arange(batch).repeat(stack), tails.repeat(stack)
+    losses = [SoftmaxCrossEntropyLoss(alpha), BCELoss(0.1), SoftmaxCrossEntropyLoss(0.2)]
+    fused_in = scores.clone().requires_grad_()
+    fused = stacked_losses(losses, fused_in, ks, rows, cols)
+    fused.backward(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
+    slow_in = scores.clone().requires_grad_()
+    slow = torch.stack([losses[0].reference(slow_in[0], torch.arange(batch), tails),
+                        losses[1](slow_in[1], torch.arange(batch), tails),
+                        losses[2].reference(slow_in[2], torch.arange(batch), tails)])
+    slow.backward(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
+    assert torch.allclose(fused, slow, rtol=1e-12)
+    assert torch.allclose(fused_in.grad, slow_in.grad, rtol=1e-10, atol=1e-15)
