@@ -28,7 +28,7 @@ SPACE       ?= umls_kd_distmult
 TRIALS      ?= 20
 PORT        ?= 5000
 
-.PHONY: seeds calibration help install browser run test sweep search tables ui bench bench-scale clean clean-all
+.PHONY: seeds calibration help install browser run test sweep search tables ui bench bench-gpu bench-scale clean clean-all
 
 help: ## Show this help
 	@echo "Usage: make <target> [VAR=value ...]"
@@ -110,12 +110,15 @@ $(BENCH_STAMP): benchmarks/constraints.txt
 	$(BENCH_VENV)/bin/pip install -q -c benchmarks/constraints.txt torch==2.13.0
 	$(BENCH_VENV)/bin/pip install -q -c benchmarks/constraints.txt pykeen==1.11.1 \
 		|| echo "warning: pykeen==1.11.1 did not install; the PyKEEN comparison will be skipped"
-	$(BENCH_VENV)/bin/pip install -q -c benchmarks/constraints.txt dicee==0.3.3 \
+	$(BENCH_VENV)/bin/pip install -q -c benchmarks/constraints.txt dicee==0.3.3 'pyarrow<23' \
 		|| echo "warning: dicee==0.3.3 did not install; the dicee comparison will be skipped"
 	@touch $@
 
 bench: install $(BENCH_STAMP) ## Speed figures vs PyKEEN/dicee, closed form, stacking, sweep (results/benchmarks.md, < 15 min)
 	$(PY) -m kdkge.bench $(ARGS)
+
+bench-gpu: install ## GPU bench: Tables 2+3 stacked, whole-paper estimate (results/benchmarks_gpu.md; needs a CUDA GPU)
+	$(PY) -m kdkge.bench_gpu --device cuda $(ARGS)
 
 bench-scale: install ## KD-DistMult vs DistMult on a synthetic 10⁶-entity graph: memory, epoch time (results/scale.md, ~1 h)
 	$(PY) -m kdkge.bench_scale $(ARGS)

@@ -98,12 +98,13 @@ def run_driver(python: Path, script: str, args: list[str], timeout: float = 600)
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env)
     except subprocess.TimeoutExpired:
         log(f"  {script}: timed out after {timeout:.0f} s")
-        return None
+        return {"error": f"timed out after {timeout:.0f} s"}
     for line in reversed(done.stdout.strip().splitlines()):
         if line.startswith("{"):
             return json.loads(line)
-    log(f"  {script} failed (exit {done.returncode}): {done.stderr.strip().splitlines()[-1:]}")
-    return None
+    last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    log(f"  {script} failed (exit {done.returncode}): {last}")
+    return {"error": f"exit {done.returncode}: {last}"}
 
 
 def frameworks_available() -> dict[str, bool]:
@@ -129,17 +130,21 @@ def bench_frameworks(rounds: int, warmup: int, epochs: int, threads: int) -> dic
     cpu_round: dict[str, list[float]] = {name: [] for name in drivers}  # the driver process's CPU seconds
     floors: list[float] = []  # CPU seconds per epoch of the three matrix products alone (kdkge driver)
     meta: dict[str, dict] = {}
+    failures: dict[str, str] = {}
     for r in range(rounds):
         for name, (python, script, args) in drivers.items():
             result = run_driver(python, script, args)
-            if result and result["epoch_seconds"]:
+            if result and "error" in result:
+                failures[name] = result["error"]  # shown in the report: a missing peer is never silent
+            elif result and result["epoch_seconds"]:
                 per_round[name].append(median(result["epoch_seconds"]))
                 cpu_round[name].append(median(result["epoch_cpu_seconds"]))
                 meta[name] = result
                 if "matmul_floor_cpu_seconds" in result:
                     floors.append(result["matmul_floor_cpu_seconds"])
         log(f"  round {r + 1}/{rounds}: " + ", ".join(f"{n} {v[-1] * 1000:.1f} ms" for n, v in per_round.items() if v))
-    out = {"threads": threads, "rounds": rounds, "warmup": warmup, "epochs": epochs, "missing": [n for n, ok in available.items() if not ok]}
+    out = {"threads": threads, "rounds": rounds, "warmup": warmup, "epochs": epochs, "missing": [n for n, ok in available.items() if not ok],
+           "failed": {n: reason for n, reason in failures.items() if not per_round.get(n)}}
     for name, values in per_round.items():
         if values:
             out[name] = {
@@ -399,7 +404,9 @@ def write_report(path: Path, command: str, machine: dict, results: dict, elapsed
                 cpu_ratio = "" if name == "kdkge" else f" ({entry['cpu_epoch_ms'] / fw['kdkge']['cpu_epoch_ms']:.1f}×)"
                 lines.append(f"| {entry['framework']} | {entry['training_instances']} | {entry['epoch_ms']:.1f} ms | {ratio} | {entry['cpu_epoch_ms']:.1f} ms{cpu_ratio} |")
         for name in fw.get("missing", []):
-            lines.append(f"| {name} | — | not installed in .bench-venv | — |")
+            lines.append(f"| {name} | — | **missing**: not installed in .bench-venv (`make bench` installs it; see its log) | — | — |")
+        for name, reason in fw.get("failed", {}).items():
+            lines.append(f"| {name} | — | **failed** in every round: `{reason}` | — | — |")
         lines.append("")
         floor = fw["kdkge"].get("matmul_floor_cpu_ms")
         if floor:
@@ -469,9 +476,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", nargs="*", choices=["frameworks", "kd", "stacked", "sweep"], help="run only these parts")
     parser.add_argument("--quick", action="store_true", help="fewer repeats and epochs (a smoke test, not for quoting)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for parts 1–3 (default 1)")
-    parser.add_argument("--device", default="cpu", help="device for parts 2 and 3 (cpu, cuda, auto)")
+    parser.add_argument("--device", default="cpu", help="cpu (parts 2 and 3 on cpu); cuda or cuda:N runs the GPU bench instead (kdkge.bench_gpu)")
     parser.add_argument("--out", default=str(REPO / "results" / "benchmarks.md"))
     args = parser.parse_args(argv)
+    if args.device.startswith("cuda"):  # the GPU bench: Tables 2 + 3 stacked, the whole paper estimated
+        from .bench_gpu import main as bench_gpu
+
+        bench_gpu(["--device", args.device] + (["--subset", "tiny", "--seeds", "1", "--epochs", "2"] if args.quick else []))
+        return
     torch.set_num_threads(args.threads)
     parts = set(args.only or ["frameworks", "kd", "stacked", "sweep"])
     command = "python -m kdkge.bench " + " ".join(argv if argv is not None else sys.argv[1:])
