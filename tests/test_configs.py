@@ -39,7 +39,7 @@ def kg_of(location: str):
 
 
 def test_groups_and_options_exist():
-    assert MODELS == ["complex", "distmult", "kd_complex", "kd_distmult", "kd_rel_complex", "kd_rel_distmult"]
+    assert MODELS == ["complex", "distmult", "kd_complex", "kd_distmult", "kd_rel_complex", "kd_rel_distmult", "scaled_distmult"]
     assert DATASETS == ["custom", "kinship", "nations", "umls"]
     assert CALIBRATIONS == ["lr", "lr_0.1", "lr_0.2", "ls", "ls_0.1", "ls_0.2", "none"]
     assert sorted(p.stem for p in (CONF_DIR / "strategy").glob("*.yaml")) == ["1vsall", "kvsall", "negsamp"]
@@ -219,7 +219,7 @@ def test_help_lists_groups_options_and_examples():
     out = subprocess.run([sys.executable, "train.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     text = out.stdout
-    assert "model: complex, distmult, kd_complex, kd_distmult, kd_rel_complex, kd_rel_distmult" in text
+    assert "model: complex, distmult, kd_complex, kd_distmult, kd_rel_complex, kd_rel_distmult, scaled_distmult" in text
     assert "dataset: custom, kinship, nations, umls" in text
     assert "strategy: 1vsall, kvsall, negsamp" in text
     assert "loss: bce, default, softmax_ce" in text and "protocol: paper_code, paper_text" in text
