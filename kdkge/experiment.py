@@ -25,7 +25,7 @@ import torch
 from .data import KnowledgeGraph, add_noise, load_dataset, training_labels
 from .data_2022 import load_dataset_2022
 from .evaluation import RankingTask, evaluate_sorted_stacked, evaluate_stacked, paper_ranking_task, ranking_task
-from .losses import LOSSES, build_loss
+from .losses import LOSS_CLASSES, build_loss
 from .models import available_models, build_model
 from .training import make_optimizer, resolve_device, train_epochs
 
@@ -92,8 +92,8 @@ class RunSpec:
             raise ValueError(f"noise_ratio={self.noise_ratio!r} must lie in [0, 1)")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol={self.protocol!r} is unknown: use one of {', '.join(PROTOCOLS)}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss={self.loss!r} is unknown: use one of {', '.join(LOSSES)}")
+        if self.loss not in LOSS_CLASSES:
+            raise ValueError(f"loss={self.loss!r} is unknown: use one of {', '.join(sorted(LOSS_CLASSES))}")
         if self.protocol == "paper_code" and self.strategy != "1vsall":
             raise ValueError(f"protocol=paper_code trains 1vsAll only (the authors' training_1vsall), not strategy={self.strategy}: "
                              "use strategy=1vsall, or protocol=paper_text")

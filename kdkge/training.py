@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .data import TrainingLabels
-from .losses import WEIGHTABLE, stacked_losses
+from .losses import stacked_losses
 
 
 def resolve_device(name: str) -> torch.device:
@@ -310,7 +310,7 @@ def train_epochs(
     # 1vsAll data points that share (h, r) in a batch have identical score rows (batch norm sees
     # the whole batch; every later op is row-wise): score each distinct query once, weight its BCE
     # or cross-entropy terms by its multiplicity.  Same loss and gradients; UMLS batches hold ~63 % distinct queries.
-    dedup = targets.one_per_point and len(generators) == 1 and all(isinstance(fn, WEIGHTABLE) for fn in losses)
+    dedup = targets.one_per_point and len(generators) == 1 and all(getattr(fn, "weightable", False) for fn in losses)
     if num_negatives:
         if not targets.one_per_point:
             raise ValueError("negative sampling needs one true tail per data point (1vsAll labels)")

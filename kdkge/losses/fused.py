@@ -1,14 +1,11 @@
-"""Losses over all entities (Sec. 3.2, 3.3): BCE (Eq. 1/2), label smoothing, label relaxation.
+"""Fused computation of the losses of ``K`` stacked configurations (one autograd node, closed-form gradients).
 
-A loss takes the scores ``z [B, |E|]`` of a batch and its positive cells ``(rows, cols)``
-(``y[rows, cols] = 1``, every other ``y = 0``), so no dense label matrix is ever built.
-Each returns the batch mean of its per-data-point loss.
-
-Speed: the score matrix is the largest tensor of a training step, so every loss here is one
-:class:`torch.autograd.Function` whose backward writes the closed-form gradient w.r.t. the scores
-(``σ(z) − p`` for BCE, ``p̂ − p'`` for label relaxation) in two or three passes, instead of
-autograd replaying a dozen element-wise ops.  :func:`stacked_losses` computes the losses of all
-``K`` stacked configurations in one call on ``[K, B, |E|]`` and writes one gradient tensor.
+The score matrix is the largest tensor of a training step, so each loss kind here has a forward
+and a backward that writes its closed-form gradient w.r.t. the scores (``σ(z) − p`` for BCE,
+``softmax(z) − q`` for cross-entropy, ``p̂ − p'`` for label relaxation) in two or three passes,
+instead of autograd replaying a dozen element-wise ops.  A loss class takes part by naming its
+``fused_kind`` (``"bce"``, ``"ce"`` or ``"lr"``) and ``fused_param`` (the attribute holding its
+α); a loss without ``fused_kind`` is called one slice at a time through autograd.
 """
 
 from __future__ import annotations
@@ -18,14 +15,6 @@ import math
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
-
-CALIBRATIONS = ("none", "ls", "lr")
-
-
-def check_alpha(alpha: float, what: str) -> float:
-    if alpha is None or not (0.0 < float(alpha) < 1.0):
-        raise ValueError(f"{what} needs alpha in the open interval (0, 1), got alpha={alpha!r}")
-    return float(alpha)
 
 
 def _softplus(z: torch.Tensor) -> torch.Tensor:
@@ -50,129 +39,6 @@ def _row_sums(x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Ten
     return per_row.sum(-1)
 
 
-class BCELoss:
-    r"""Binary cross-entropy over all entities, Eq. 2, optionally with label smoothing (Sec. 3.3.1).
-
-    .. math:: L = -\frac{1}{|E|} \sum_{x ∈ E} p_x \log σ(z_x) + (1 - p_x) \log(1 - σ(z_x))
-
-    averaged over the batch.  Without smoothing ``p = y``.  With label smoothing ``α`` the paper
-    treats each entity as its own binary event and moves ``α/2`` of its mass to the complementary
-    event: ``p = (1 − α)·y + α/2``, i.e. ``1 − α/2`` for true tails and ``α/2`` for all others.
-    (dice-embeddings and PyKEEN use other formulas — e.g. ``(1 − α)·y + 1/|E|`` — we follow the
-    paper's text, Sec. 3.3.1.)
-
-    Computed without a dense target: per element ``BCE = softplus(z) − p·z``, so the sum over
-    entities is ``Σ softplus(z) − (α/2)·Σ z − (1 − α)·Σ_{true} z``; its gradient is
-    ``(σ(z) − p) / (B·|E|)``, written directly by the backward pass.
-    """
-
-    def __init__(self, smoothing: float = 0.0):
-        self.smoothing = 0.0 if smoothing == 0.0 else check_alpha(smoothing, "label smoothing")
-
-    def __call__(self, scores: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        return stacked_losses([self], scores.unsqueeze(0), torch.zeros_like(rows), rows, cols)[0]
-
-
-class LabelRelaxationLoss:
-    r"""Label relaxation (Sec. 3.3.2; Lienen & Hüllermeier 2021), multi-class form for 1vsAll.
-
-    ``p̂ = softmax(z)`` over all entities, ``P = Σ_{true} p̂``.  The credal target set is
-    ``Q_α = {p' : p'(true) ≥ 1 − α}``.  The loss is ``0`` if ``P ≥ 1 − α`` (``p̂ ∈ Q_α``);
-    otherwise ``KL(p' ‖ p̂)`` with the closest candidate ``p'``: ``1 − α`` on the true tail(s)
-    and the remaining ``α`` spread over the other entities in proportion to ``p̂`` (several true
-    tails, as in KvsAll, share ``1 − α`` in proportion to ``p̂``).  ``p'`` is a constant target.
-
-    Because ``p'`` is proportional to ``p̂`` inside the true and the false set, the divergence
-    collapses to a binary KL:
-
-    .. math:: KL(p' ‖ p̂) = (1 − α)\log\frac{1 − α}{P} + α \log\frac{α}{1 − P},
-
-    whose gradient w.r.t. the logits is ``p̂ − p'``, exactly that of the constant-target KL; the
-    backward pass writes it directly (``0`` for rows inside the credal set).  ``log P`` comes from
-    log-sum-exp differences, so saturated logits (±1e4) stay finite.
-    """
-
-    def __init__(self, alpha: float):
-        self.alpha = check_alpha(alpha, "label relaxation")
-
-    def __call__(self, scores: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        return stacked_losses([self], scores.unsqueeze(0), torch.zeros_like(rows), rows, cols)[0]
-
-
-def _one_positive_per_row(scores: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, what: str) -> torch.Tensor:
-    """The positive column of each row (``rows`` must be ``0 … B−1``: one data point per row)."""
-    if len(rows) != scores.shape[0] or not torch.equal(rows, torch.arange(len(rows), device=rows.device)):
-        raise ValueError(f"{what} needs exactly one true tail per score row (1vsAll or negative sampling data points)")
-    return cols
-
-
-class SoftmaxCrossEntropyLoss:
-    r"""Softmax cross-entropy over all entities on the integer target, optionally label-smoothed.
-
-    What the authors' code trained 1vsAll with (``core/executer.py:306-313`` at ``ca983cc``:
-    ``nn.CrossEntropyLoss()``, or ``nn.CrossEntropyLoss(label_smoothing=α)``):
-
-    .. math:: L = -\frac{1}{B} \sum_b \sum_x q_{b,x} \log \mathrm{softmax}(z_b)_x,
-              \qquad q_b = (1 - α)\,\mathrm{onehot}(t_b) + α / |E|
-
-    (``α = 0``: plain cross-entropy).  ``log_softmax`` keeps it finite at saturated logits.
-    """
-
-    def __init__(self, smoothing: float = 0.0):
-        self.smoothing = 0.0 if smoothing == 0.0 else check_alpha(smoothing, "label smoothing")
-
-    def __call__(self, scores: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        _one_positive_per_row(scores, rows, cols, "softmax cross-entropy")
-        return stacked_losses([self], scores.unsqueeze(0), torch.zeros_like(rows), rows, cols)[0]
-
-    def reference(self, scores: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        """The textbook formula through autograd (for tests): ``log_softmax``, gather, mean."""
-        tails = _one_positive_per_row(scores, rows, cols, "softmax cross-entropy")
-        log_p = scores.log_softmax(dim=-1)
-        true = log_p.gather(-1, tails.unsqueeze(-1)).squeeze(-1)
-        if not self.smoothing:
-            return -true.mean()
-        a = self.smoothing
-        return -((1 - a) * true + (a / scores.shape[-1]) * log_p.sum(-1)).mean()
-
-
-class LabelRelaxation2022Loss:
-    r"""The authors' label relaxation (``core/helper_classes.py:52-84`` at ``ca983cc``), quirks kept.
-
-    ``p = softmax(z)``; the credal target is ``q_t = 1 − α`` and ``q_x = α·p_x / S`` elsewhere
-    (``S = Σ_{x≠t} p_x``).  ``F.kl_div(p.log(), q)`` with its default reduction ``'mean'`` gives
-    *one* scalar, the KL summed over rows and divided by ``B·|E|``; the per-row ``where(p_t > 1 − α,
-    0, D)`` then only rescales it by the fraction of rows outside the credal set:
-
-    .. math:: L = \frac{n_{out}}{B} \cdot \frac{1}{B |E|} \sum_b \Big[(1-α)\log\frac{1-α}{p_{b,t}}
-              + α \log\frac{α}{S_b}\Big], \qquad n_{out} = \#\{b : p_{b,t} ≤ 1 − α\}
-
-    (the KL of ``q`` to ``p`` collapses to this binary form because ``q ∝ p`` off the true class;
-    rows inside the credal set still count in the sum).  The target is not detached in the
-    authors' code, but its gradient contribution is exactly zero, so this is the same function
-    and gradient.  Computed in log space (``log p_t = z_t − lse(z)``, ``log S = lse(z_{x≠t}) −
-    lse(z)``): finite where the authors' ``p.log()`` gives ``−inf`` and NaN.
-    """
-
-    def __init__(self, alpha: float):
-        self.alpha = check_alpha(alpha, "label relaxation")
-
-    def __call__(self, scores: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        tails = _one_positive_per_row(scores, rows, cols, "label relaxation (paper_code)")
-        a = self.alpha
-        batch, entities = scores.shape
-        log_norm = scores.logsumexp(-1)
-        log_p_true = scores.gather(-1, tails.unsqueeze(-1)).squeeze(-1) - log_norm
-        others = scores.scatter(-1, tails.unsqueeze(-1), -math.inf)
-        log_rest = others.logsumexp(-1) - log_norm
-        per_row = (1 - a) * (math.log(1 - a) - log_p_true) + a * (math.log(a) - log_rest)
-        outside = (log_p_true <= math.log(1 - a)).sum()
-        return per_row.sum() / (batch * entities) * outside / batch
-
-
-# --------------------------------------------------------------------------------------------
-# fused computation
-# --------------------------------------------------------------------------------------------
 
 
 def _group_view(scores: torch.Tensor, members: list[int]):
@@ -375,15 +241,13 @@ def stacked_losses(
     its positives are the union of theirs.  The loss is then the mean over ``Σ row_weights`` data
     points, exactly as if every data point had its own row.
     """
-    if row_weights is not None and not all(isinstance(fn, WEIGHTABLE) for fn in losses):
+    if row_weights is not None and not all(getattr(fn, "weightable", False) for fn in losses):
         raise ValueError("row_weights are supported for BCE and softmax cross-entropy (with label smoothing) only")
-    if all(isinstance(fn, (BCELoss, LabelRelaxationLoss, SoftmaxCrossEntropyLoss)) for fn in losses):
+    if all(getattr(fn, "fused_kind", None) for fn in losses):
         groups = []
-        for kind, cls, attr in (("bce", BCELoss, "smoothing"), ("ce", SoftmaxCrossEntropyLoss, "smoothing"),
-                                ("lr", LabelRelaxationLoss, "alpha")):
-            members = [k for k, fn in enumerate(losses) if isinstance(fn, cls)]
-            if members:
-                groups.append((kind, members, tuple(getattr(losses[k], attr) for k in members)))
+        for kind in dict.fromkeys(fn.fused_kind for fn in losses):  # one group per kind, in order of appearance
+            members = [k for k, fn in enumerate(losses) if fn.fused_kind == kind]
+            groups.append((kind, members, tuple(getattr(losses[k], losses[k].fused_param) for k in members)))
         return _FusedLosses.apply(scores, ks, rows, cols, tuple(groups), row_weights)
     values = []
     for k, fn in enumerate(losses):
@@ -392,44 +256,3 @@ def stacked_losses(
     return torch.stack(values)
 
 
-def reference_label_relaxation(scores: torch.Tensor, targets: torch.Tensor, alpha: float) -> torch.Tensor:
-    """Direct transcription of Lienen & Hüllermeier's loss on a dense 0/1 target (for tests)."""
-    pred = scores.softmax(dim=-1)
-    with torch.no_grad():
-        mass_true = (pred * targets).sum(-1, keepdim=True)
-        mass_false = (pred * (1 - targets)).sum(-1, keepdim=True)
-        credal = torch.where(targets > 0, (1 - alpha) * pred / mass_true, alpha * pred / mass_false)
-    divergence = F.kl_div(pred.log(), credal, reduction="none").sum(-1)
-    return torch.where(mass_true.squeeze(-1) >= 1 - alpha, torch.zeros_like(divergence), divergence).mean()
-
-
-LOSSES = ("bce", "softmax_ce")
-#: Losses whose terms are sums over data points, so that data points sharing a score row can be
-#: scored once and weighted (1vsAll deduplication, :func:`stacked_losses`' ``row_weights``).
-WEIGHTABLE = (BCELoss, SoftmaxCrossEntropyLoss)
-
-
-def build_loss(calibration: str = "none", alpha: float | None = None, loss: str = "bce", protocol: str = "paper_text"):
-    """The loss of a run: the base ``loss`` (per-entity BCE, Eq. 2, or softmax cross-entropy)
-    with its calibration.
-
-    ===============  ==========================  ===================================================
-    calibration      ``loss=bce``                ``loss=softmax_ce``
-    ===============  ==========================  ===================================================
-    none             :class:`BCELoss`            :class:`SoftmaxCrossEntropyLoss`
-    ls (α)           BCE, targets 1 − α/2, α/2   CE, target (1 − α)·one-hot + α/|E| (torch's)
-    lr (α)           :class:`LabelRelaxationLoss` (Sec. 3.3.2); under ``protocol=paper_code``
-                     :class:`LabelRelaxation2022Loss`, the authors' function with its quirks
-    ===============  ==========================  ===================================================
-    """
-    if loss not in LOSSES:
-        raise ValueError(f"loss={loss!r} is unknown: use one of {', '.join(LOSSES)}")
-    if calibration == "none":
-        return SoftmaxCrossEntropyLoss() if loss == "softmax_ce" else BCELoss()
-    if calibration == "ls":
-        a = check_alpha(alpha, "calibration=ls (label smoothing)")
-        return SoftmaxCrossEntropyLoss(smoothing=a) if loss == "softmax_ce" else BCELoss(smoothing=a)
-    if calibration == "lr":
-        a = check_alpha(alpha, "calibration=lr (label relaxation)")
-        return LabelRelaxation2022Loss(a) if protocol == "paper_code" else LabelRelaxationLoss(a)
-    raise ValueError(f"unknown calibration {calibration!r}: use one of {', '.join(CALIBRATIONS)}")
