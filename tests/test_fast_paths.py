@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from kdkge.experiment import RunSpec, run, run_one
 from kdkge.kronecker import batched_kron
-from kdkge.losses import BCELoss, LabelRelaxationLoss, SoftmaxCrossEntropyLoss, build_loss, reference_label_relaxation, stacked_losses
+from kdkge.losses import BCELoss, LabelRelaxation2022Loss, LabelRelaxationLoss, SoftmaxCrossEntropyLoss, build_loss, reference_label_relaxation, stacked_losses
 from kdkge.models import build_model
 
 FAST = dict(dataset="nations", epochs=3, batch_size=256, protocol="paper_text")  # the BCE machinery; paper_code has its own tests
@@ -261,19 +261,20 @@ def test_one_vs_all_distinct_query_rows_give_the_same_loss_and_gradients(name, a
 
 @pytest.mark.parametrize("alpha", [0.0, 0.1])
 def test_fused_softmax_cross_entropy_equals_autograd_through_the_formula(alpha):
-    """The closed-form CE gradient (softmax − target), stacked with other losses, vs autograd (float64)."""
+    """The closed-form gradients of CE (softmax − target) and of the authors' label relaxation
+    ((p − q)·n_out/(B²|E|)), stacked together, vs autograd through their formulas (float64)."""
     gen = torch.Generator().manual_seed(11)
     stack, batch, entities = 3, 7, 10
     scores = torch.randn(stack, batch, entities, generator=gen, dtype=torch.float64) * 2
     tails = torch.randint(entities, (batch,), generator=gen)
     ks, rows, cols = torch.arange(stack).repeat_interleave(batch), torch.arange(batch).repeat(stack), tails.repeat(stack)
-    losses = [SoftmaxCrossEntropyLoss(alpha), BCELoss(0.1), SoftmaxCrossEntropyLoss(0.2)]
+    losses = [SoftmaxCrossEntropyLoss(alpha), LabelRelaxation2022Loss(0.2), SoftmaxCrossEntropyLoss(0.2)]
     fused_in = scores.clone().requires_grad_()
     fused = stacked_losses(losses, fused_in, ks, rows, cols)
     fused.backward(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
     slow_in = scores.clone().requires_grad_()
     slow = torch.stack([losses[0].reference(slow_in[0], torch.arange(batch), tails),
-                        losses[1](slow_in[1], torch.arange(batch), tails),
+                        losses[1].reference(slow_in[1], torch.arange(batch), tails),
                         losses[2].reference(slow_in[2], torch.arange(batch), tails)])
     slow.backward(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
     assert torch.allclose(fused, slow, rtol=1e-12)

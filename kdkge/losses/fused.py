@@ -172,6 +172,36 @@ def _lr_backward(z, ks, rows, cols, alphas, saved, grad, out):
     out.index_put_((ks, rows, cols), true_grad)
 
 
+def _lr2022_forward(z, ks, rows, cols, alphas):
+    """The authors' label relaxation per slice of ``z [Kg, B, E]`` (one true tail per row): the binary KL
+    ``(1−α)·log((1−α)/p_t) + α·log(α/S)`` summed over rows, ÷ B·E, × (#rows with p_t ≤ 1−α) / B."""
+    kg, b, e = z.shape
+    a = torch.tensor(alphas, dtype=z.dtype, device=z.device).view(-1, 1)
+    log_norm = torch.logsumexp(z, dim=-1)  # [Kg, B]
+    true = torch.zeros(kg, b, dtype=z.dtype, device=z.device)
+    true[ks, rows] = z[ks, rows, cols]
+    rest = z.clone()
+    rest[ks, rows, cols] = -math.inf
+    log_rest = torch.logsumexp(rest, dim=-1)  # log Σ_{x≠t} e^z
+    log_p_true, log_s = true - log_norm, log_rest - log_norm
+    per_row = (1 - a) * (torch.log1p(-a) - log_p_true) + a * (torch.log(a) - log_s)
+    outside = (log_p_true <= torch.log1p(-a)).sum(-1).to(z.dtype)  # [Kg]
+    return per_row.sum(-1) / (b * e) * outside / b, (log_norm, log_rest, outside)
+
+
+def _lr2022_backward(z, ks, rows, cols, alphas, saved, grad, out):
+    """``out = (p − q)·grad·n_out / (B²·E)`` with ``q_t = 1 − α``, ``q_x = α·p_x/S`` (``p_x/S = e^{z_x − lse_rest}``)."""
+    kg, b, e = z.shape
+    log_norm, log_rest, outside = saved
+    a = torch.tensor(alphas, dtype=z.dtype, device=z.device)
+    scale = grad * outside / (b * b * e)  # [Kg]
+    torch.sub(z, log_norm.unsqueeze(-1), out=out).exp_()  # p
+    true_p = out[ks, rows, cols]
+    out.sub_(torch.exp(z - log_rest.unsqueeze(-1)).mul_(a.view(-1, 1, 1)))
+    out.index_put_((ks, rows, cols), true_p - (1 - a[ks]))
+    out.mul_(scale.view(-1, 1, 1))
+
+
 class _FusedLosses(torch.autograd.Function):
     """Per-slice losses of ``scores [K, B, E]`` → ``[K]``, with a hand-written gradient."""
 
@@ -190,6 +220,10 @@ class _FusedLosses(torch.autograd.Function):
             elif kind == "ce":
                 value, lse = _ce_forward(z, *pos, alphas, weights, points)
                 saved = (weights, points, lse)
+            elif kind == "lr2022":
+                if weights is not None:
+                    raise ValueError("label relaxation needs one score row per data point (no row weights)")
+                value, saved = _lr2022_forward(z, *pos, alphas)
             else:
                 if weights is not None:
                     raise ValueError("label relaxation needs one score row per data point (no row weights)")
@@ -214,6 +248,8 @@ class _FusedLosses(torch.autograd.Function):
                 _bce_backward(z, *pos, alphas, *saved, g, out)
             elif kind == "ce":
                 _ce_backward(z, *pos, alphas, *saved, g, out)
+            elif kind == "lr2022":
+                _lr2022_backward(z, *pos, alphas, saved, g, out)
             else:
                 _lr_backward(z, *pos, alphas, saved, g, out)
             if not isinstance(where, slice):

@@ -63,10 +63,17 @@ class LabelRelaxation2022Loss:
     lse(z)``): finite where the authors' ``p.log()`` gives ``−inf`` and NaN.
     """
 
+    fused_kind, fused_param, weightable = "lr2022", "alpha", False
+
     def __init__(self, alpha: float):
         self.alpha = check_alpha(alpha, "label relaxation")
 
     def __call__(self, scores: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        one_positive_per_row(scores, rows, cols, "label relaxation (paper_code)")
+        return stacked_losses([self], scores.unsqueeze(0), torch.zeros_like(rows), rows, cols)[0]
+
+    def reference(self, scores: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """The same in log space through autograd (for tests)."""
         tails = one_positive_per_row(scores, rows, cols, "label relaxation (paper_code)")
         a = self.alpha
         batch, entities = scores.shape
@@ -77,8 +84,6 @@ class LabelRelaxation2022Loss:
         per_row = (1 - a) * (math.log(1 - a) - log_p_true) + a * (math.log(a) - log_rest)
         outside = (log_p_true <= math.log(1 - a)).sum()
         return per_row.sum() / (batch * entities) * outside / batch
-
-
 
 
 def reference_label_relaxation(scores: torch.Tensor, targets: torch.Tensor, alpha: float) -> torch.Tensor:
