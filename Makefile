@@ -28,13 +28,13 @@ SPACE       ?= umls_kd_distmult
 TRIALS      ?= 20
 PORT        ?= 5000
 
-.PHONY: seeds calibration help install browser run test sweep search tables ui bench bench-gpu bench-scale clean clean-all
+.PHONY: seeds calibration help install browser run test sweep search tables record import-record ui bench bench-gpu bench-scale clean clean-all
 
 help: ## Show this help
 	@echo "Usage: make <target> [VAR=value ...]"
 	@echo
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) \
-		| awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
+		| awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
 	@echo
 	@echo "Variables: PYTHON ARGS PYTEST_ARGS SWEEP DRY JOBS SPACE TRIALS PORT (see the top of the Makefile)"
 
@@ -88,8 +88,17 @@ sweep: install ## Run a table's sweep: make sweep SWEEP=table4 [DRY=1] [JOBS=2] 
 search: install ## Optuna search (valid MRR): make search SPACE=umls_kd_distmult TRIALS=20 (resumes the study)
 	$(PY) -m kdkge.search --space sweeps/search_$(SPACE).yaml --trials $(TRIALS) $(ARGS)
 
-tables: install ## Build the paper's tables from the MLflow store
+# make tables reads the MLflow store, or the committed run record results/runs/ when the store has no
+# kdkge runs (or with ARGS=--from-record). It never deletes or shrinks a git-tracked results file
+# (exit 3, one line per file) unless ARGS=--force.
+tables: install ## Build the tables of both protocols from the store or the run record (ARGS="--from-record", "--force")
 	$(PY) -m kdkge.tables $(ARGS)
+
+record: install ## Export the store's FINISHED runs into the committed run record results/runs/ (merges; never shrinks)
+	$(PY) -m kdkge.runrecord export $(ARGS)
+
+import-record: install ## Load the run record results/runs/ into the MLflow store (idempotent), e.g. for make ui
+	$(PY) -m kdkge.runrecord import $(ARGS)
 
 calibration: install ## results/calibration.md: ECE, Brier, top-1 ECE of none/LS/LR next to MRR (backfills older runs)
 	$(PY) -m kdkge.calibration_report $(ARGS)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kdkge.seeds import bootstrap_ci, main, paired, runs_frame, sign_test_p, summarise
+from kdkge.seeds import (bootstrap_ci, compare_paired, main, paired, paired_t_p, runs_frame, sign_test_floor, sign_test_p,
+                         summarise)
 from kdkge.tracking import MlflowTracker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +24,28 @@ def test_sign_test_and_bootstrap():
     low, high = bootstrap_ci([0.1, 0.2, 0.3, 0.4, 0.5])
     assert 0.1 < low < 0.3 < high < 0.5
     assert all(math.isnan(x) for x in bootstrap_ci([0.3]))
+    assert bootstrap_ci([0.1, 0.2, 0.3, 0.4, 0.5]) == bootstrap_ci([0.1, 0.2, 0.3, 0.4, 0.5])  # fixed seed
+
+
+def test_statistics_are_scipys():
+    import numpy as np
+    from scipy import stats
+
+    assert sign_test_p(4, 1) == pytest.approx(stats.binomtest(4, 5).pvalue) == pytest.approx(6 / 16)
+    assert sign_test_floor(5) == 0.0625 and sign_test_floor(6) == 0.03125 and sign_test_floor(0) == 1.0
+    assert sign_test_p(5, 0) == sign_test_floor(5)  # five wins of five: the floor, not below 5 %
+    a, b = [0.50, 0.52, 0.48, 0.51, 0.49], [0.45, 0.49, 0.47, 0.44, 0.46]
+    assert paired_t_p(a, b) == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    assert math.isnan(paired_t_p([0.5, 0.6], [0.4, 0.5]))  # constant differences: undefined
+    low, high = bootstrap_ci(a)
+    ref = stats.bootstrap((np.array(a),), np.mean, n_resamples=10_000, method="percentile",
+                          rng=np.random.default_rng(0)).confidence_interval
+    assert (low, high) == pytest.approx((ref.low, ref.high))
+    import pandas as pd
+
+    stats_ = compare_paired(pd.Series(a, index=range(1, 6)), pd.Series(b, index=range(1, 6)))
+    assert (stats_["wins"], stats_["losses"], stats_["sign_floor"]) == (5, 0, 0.0625)
+    assert stats_["t_p"] == pytest.approx(stats.ttest_rel(a, b).pvalue)
 
 
 def log(tracker, model, seed, mrr):
@@ -52,8 +75,9 @@ def test_summary_and_paired_comparison(tmp_path):
     out = tmp_path / "seeds.md"
     assert main(["--tracking-uri", uri, "--experiments", "kdkge-umls", "--out", str(out)]) == 0
     text = out.read_text()
-    assert "| umls | distmult | 289 | none | 0.0 | 5 | 0.500 ± 0.016 |" in text
-    assert "kd_distmult − distmult" in text
+    assert "| paper_text | bce | umls | distmult | 289 | none | 0.0 | 5 | .500 ± .016 |" in text
+    assert "kd_distmult − distmult" in text and "| 5/0 | 0.0625 (0.0625) |" in text
+    assert "cannot go below 2·0.5ⁿ (n = 5: 0.0625)" in text
 
 
 def test_table2_seeds_sweep_has_30_runs_in_6_stacked_jobs(tmp_path):

@@ -7,41 +7,13 @@ metric names, the tracker's experiments/params/statuses, and |Θ| from the actua
 from __future__ import annotations
 
 import re
-import time
 
 import pandas as pd
 import pytest
 
+from fake_runs import log_run
 from kdkge import tables as T
-from kdkge.models import build_model
-from kdkge.tracking import MlflowTracker, config_hash, find_runs
-
-# entities, relations (with reciprocals) of our copies of the datasets
-COUNTS = {"umls": (135, 92), "kinship": (104, 50)}
-
-
-def log_run(uri, dataset, model, dim, test_mrr, *, valid_mrr=None, train_mrr=0.95, calibration="none",
-            alpha=None, noise=0.0, epochs=1000, seed=1, status="FINISHED"):
-    """One run as the Hydra app logs it: schema tags, nested params, split metrics, num_parameters."""
-    tracker = MlflowTracker(uri, experiment=f"kdkge-{dataset}")
-    cfg = {"dataset": {"name": dataset}, "model": model, "dim": dim,  # the Hydra app's layout
-           "calibration": {"name": calibration, "alpha": alpha}, "noise_ratio": noise, "seed": seed,
-           "epochs": epochs, "lr": 0.01, "batch_size": 1024}
-    kd = model == "kd_distmult"
-    tags = {"model": model, "dataset": dataset, "calibration": calibration,
-            "alpha": "" if alpha is None else str(alpha), "noise_ratio": str(noise), "dim": dim,
-            "stored_dim": int(dim ** 0.5) if kd else dim, "seed": seed, "strategy": "1vsall",
-            "epochs": epochs, "config_hash": config_hash(cfg), "sweep_id": "", "git_commit": "test"}
-    e, r = COUNTS[dataset]
-    metrics = {"num_parameters": build_model(model, e, r, dim).num_parameters, "wall_time_s": 60.0}
-    for split, mrr in (("train", train_mrr), ("valid", test_mrr if valid_mrr is None else valid_mrr),
-                       ("test", test_mrr)):
-        metrics |= {f"{split}_mrr": mrr, f"{split}_hits_1": mrr - 0.08, f"{split}_hits_3": min(mrr + 0.03, 1.0),
-                    f"{split}_hits_10": min(mrr + 0.15, 1.0)}
-    tracker.start_run(f"{model}-{dataset}-{dim}", tags=tags, params=cfg)
-    tracker.log_metrics(metrics)
-    tracker.end_run(status)
-    time.sleep(0.005)  # distinct start times: "newest" is well defined
+from kdkge.tracking import find_runs
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +52,15 @@ def paper():
 
 
 def body(markdown: str) -> list[str]:
-    """The table lines of a rendered Markdown table (no header, no separator)."""
-    return [line for line in markdown.splitlines() if line.startswith("| ")][1:]
+    """The lines of the first Markdown table (no header, no separator): the table, not the size block."""
+    lines, started = [], False
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            started = True
+            lines.append(line)
+        elif started:
+            break
+    return [line for line in lines if line.startswith("| ")][1:]
 
 
 def cells(line: str) -> list[str]:
@@ -263,17 +242,20 @@ def test_make_tables_writes_everything_and_logs_to_mlflow(store, tmp_path, capsy
     rep = (out / "REPRODUCTION.md").read_text()
     assert "Table 4: no FINISHED runs" in rep
     assert "## Runs NOT at the paper's settings" in rep and "epochs=5" in rep
-    # ours | paper | Δ for a cell: KD-DistMult KINSHIP, |Θ| 3,160 vs 3,200
+    # paper | code 2022 | code clean | text for a cell: KD-DistMult KINSHIP, |Θ| 3,200 (paper) vs 3,160 (ours)
     line = next(l for l in rep.splitlines() if l.startswith("| KD-DistMult | KINSHIP | 400 |"))
-    assert cells(line)[3:9] == ["3,160", "3,200", "-40", ".599", ".599", "±.000"]
-    # claims are computed, for ours and for the paper's own numbers
-    claim = next(l for l in rep.splitlines() if "beats DistMult on KINSHIP with 14.6×" in l)
-    assert "ours: **holds** (test MRR .599 vs .568; 14.6× fewer" in claim
-    assert "Paper's own numbers: **holds**" in claim
-    calib = next(l for l in rep.splitlines() if "does not improve test MRR on KINSHIP" in l)
-    assert "ours: cannot check" in calib
-    best = next(l for l in rep.splitlines() if "9 out of 10" in l)
-    assert "ours: **does not hold**" not in best or "KD-DistMult best in" in best
+    assert cells(line)[3:10] == ["3,200", T.EM_DASH, "3,160", ".599", T.EM_DASH, T.EM_DASH, ".599"]
+    assert "- paper_code: 0 of 12 cells have a run" in rep and "- paper_text: 12 of 12 cells have a run" in rep
+    # claims are computed, under each protocol and for the paper's own numbers
+    lines = rep.splitlines()
+    at = next(i for i, l in enumerate(lines) if "beats DistMult on KINSHIP with 14.6×" in l)
+    claim = "\n".join(lines[at:at + 5])
+    assert "  - paper_text: **holds** (test MRR .599 vs .568; 14.6× fewer" in claim
+    assert "  - paper_code, 2022 split: cannot check (missing runs)" in claim
+    assert "  - the paper's own numbers: **holds**" in claim
+    at = next(i for i, l in enumerate(lines) if "does not improve test MRR on KINSHIP" in l)
+    assert "  - paper_text: cannot check" in "\n".join(lines[at:at + 5])
+    assert "## Why the paper's numbers are what they are" in rep
     # the outputs are one run of the tables experiment
     logged = find_runs(store, experiment=T.LOG_EXPERIMENT)
     assert len(logged) == 1 and logged.iloc[0]["tags.selection"] == "paper"
@@ -286,7 +268,7 @@ def test_make_tables_writes_everything_and_logs_to_mlflow(store, tmp_path, capsy
 
 def test_no_store_is_not_an_error(tmp_path, capsys):
     uri = f"sqlite:///{tmp_path / 'none.db'}"
-    report = T.make_tables(uri, out=tmp_path / "results", log_experiment=None)
+    report = T.make_tables(uri, out=tmp_path / "results", log_experiment=None, record_dir=tmp_path / "no-record")
     assert report.tables == {} and set(report.skipped) == {2, 3, 4, 5, 6}
     assert "nothing written" in capsys.readouterr().out
     assert not (tmp_path / "results").exists() and not (tmp_path / "none.db").exists()
@@ -327,9 +309,16 @@ def test_table2_over_seeds_mean_std_and_paired_tests(tmp_path):
     written = seed_tables.write(pool, T.load_paper_tables(), tmp_path)
     assert [p.name for p in written] == ["table2_seeds.md", "table2_seeds.tex", "table2_seeds.csv", "table2_seeds_pairs.csv"]
     text = written[0].read_text()
-    assert "| DistMult | test | 289 | 5 (1,2,3,4,5) | 0.500 ± 0.016 |" in text
-    assert "| UMLS | KD-DistMult − DistMult | 5 | +0.038 |" in text and "4/1 | 0.375 |" in text
-    assert r"0.500 $\pm$ 0.016" in written[1].read_text()
+    assert "| DistMult | test | 289 | 5 (1,2,3,4,5) | .500 ± .016 |" in text
+    assert "| UMLS | KD-DistMult − DistMult | 5 | +.038 |" in text and "4/1 | 0.3750 (0.0625) |" in text
+    assert "cannot go below 2·0.5ⁿ (n = 5: 0.0625)" in text
+    assert r".500 $\pm$ .016" in written[1].read_text()
+    # scipy's statistics: the paired t-test and the bootstrap interval
+    from scipy.stats import ttest_rel
+
+    kd = [m + (0.05 if s != 3 else -0.01) for s, m in enumerate(base, start=1)]
+    assert pair.t_p == pytest.approx(ttest_rel(kd, base).pvalue)
+    assert pair.ci_low < pair.mean_diff < pair.ci_high
 
 
 def test_table2_over_seeds_is_skipped_with_one_seed(store, tmp_path):
@@ -364,5 +353,172 @@ def test_model_selection_report_final_vs_best_validation_epoch(tmp_path):
     [md, csv] = selection_report.write(T.normalise_runs(raw), raw, tmp_path)
     text = md.read_text()
     assert "2 runs; in 1 of them the best validation MRR came before the last epoch." in text
-    assert "| UMLS | DistMult | 289 | none | 0 | 0.800 | 0.800 | 200 | 0.900 | 0.880 | +0.080 |" in text
+    assert "| UMLS | DistMult | 289 | none | 0 | .800 | .800 | 200 | .900 | .880 | +.080 |" in text
     assert csv.exists()
+
+
+# --------------------------------------------------------------------------- #
+# protocols: paper_text (today's files) and paper_code (table*_paper_code.*), ablation runs
+# --------------------------------------------------------------------------- #
+
+TABLE2 = {("umls", "distmult"): 289, ("umls", "kd_rel_distmult"): 289, ("umls", "kd_distmult"): 256,
+          ("kinship", "distmult"): 289, ("kinship", "kd_rel_distmult"): 400, ("kinship", "kd_distmult"): 400}
+SEEDS = (1, 2)
+
+
+def _mrr(kind: str, dataset: str, model: str, seed: int) -> float:
+    """A made-up MRR per kind of number, configuration and seed (distinct everywhere)."""
+    base = {"text": 0.40, "code_clean": 0.50, "code22": 0.60, "code_bce22": 0.30, "code_bce_clean": 0.20,
+            "text_ce": 0.45, "best22": 0.65}[kind]
+    return round(base + 0.01 * T.MODELS.index(model) + 0.1 * T.DATASETS.index(dataset) + 0.002 * seed, 6)
+
+
+@pytest.fixture(scope="module")
+def protocol_store(tmp_path_factory):
+    """Table 2's configurations over two seeds: untagged paper_text runs (recorded before protocols
+    existed), paper_code runs with the 2022 split and a best-validation model, and ablation runs
+    (paper_code with BCE, paper_text with softmax CE); plus a small size grid under paper_code."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('protocols') / 'mlflow.db'}"
+    for (ds, m), d in TABLE2.items():
+        for seed in SEEDS:
+            log_run(uri, ds, m, d, _mrr("text", ds, m, seed), seed=seed)
+            log_run(uri, ds, m, d, _mrr("code_clean", ds, m, seed), seed=seed, protocol="paper_code",
+                    paper_test_mrr=_mrr("code22", ds, m, seed),
+                    best=(200, 0.7, _mrr("code_clean", ds, m, seed) + 0.01, _mrr("best22", ds, m, seed)))
+            log_run(uri, ds, m, d, _mrr("code_bce_clean", ds, m, seed), seed=seed, protocol="paper_code", loss="bce",
+                    paper_test_mrr=_mrr("code_bce22", ds, m, seed))
+        log_run(uri, ds, m, d, _mrr("text_ce", ds, m, 1), protocol="paper_text", loss="softmax_ce")
+    # the size grid of UMLS DistMult under paper_code: d = 100 has the best validation MRR, d = 144 the best test MRR
+    log_run(uri, "umls", "distmult", 100, 0.40, valid_mrr=0.99, protocol="paper_code", paper_test_mrr=0.41)
+    log_run(uri, "umls", "distmult", 144, 0.40, valid_mrr=0.10, protocol="paper_code", paper_test_mrr=0.99)
+    return uri
+
+
+@pytest.fixture(scope="module")
+def protocol_pool(protocol_store):
+    return T.load_runs(protocol_store, T.DEFAULT_EXPERIMENTS)
+
+
+def test_default_losses_are_the_protocols():
+    from kdkge.experiment import PROTOCOL_LOSS
+
+    assert T.DEFAULT_LOSS == PROTOCOL_LOSS
+    assert (T.PAPER_TEXT.protocol, T.PAPER_TEXT.loss, T.PAPER_TEXT.suffix) == ("paper_text", "bce", "")
+    assert (T.PAPER_CODE.protocol, T.PAPER_CODE.loss, T.PAPER_CODE.test_split) == ("paper_code", "softmax_ce", "paper_test")
+
+
+def test_untagged_runs_count_as_paper_text_with_bce(protocol_pool):
+    runs = protocol_pool.runs
+    counts = runs.groupby(["protocol", "loss"]).size().to_dict()
+    assert counts == {("paper_code", "bce"): 12, ("paper_code", "softmax_ce"): 14, ("paper_text", "bce"): 12,
+                      ("paper_text", "softmax_ce"): 6}
+    code = runs[(runs.protocol == "paper_code") & (runs.loss == "softmax_ce") & (runs.dim == 289)
+                & (runs.dataset == "umls") & (runs.model == "distmult") & (runs.seed == 1)].iloc[0]
+    assert code.paper_test_mrr == _mrr("code22", "umls", "distmult", 1) and code.best_epoch == 200
+    assert code.best_paper_test_mrr == _mrr("best22", "umls", "distmult", 1)
+    assert runs[runs.protocol == "paper_text"]["paper_test_mrr"].isna().all()
+
+
+def test_each_protocol_has_its_tables_and_ablation_runs_are_excluded(protocol_pool, paper):
+    text = T.build_tables(protocol_pool, paper, numbers=[2], variant=T.PAPER_TEXT)[2]
+    code = T.build_tables(protocol_pool, paper, numbers=[2], variant=T.PAPER_CODE)[2]
+    runs = protocol_pool.runs.set_index("run_id")
+    for table, protocol, loss in ((text, "paper_text", "bce"), (code, "paper_code", "softmax_ce")):
+        ids = [c.run_id for c in table.run_cells]
+        assert all(ids) and {(runs.loc[i, "protocol"], runs.loc[i, "loss"]) for i in ids} == {(protocol, loss)}
+    dm_text, dm_code = text.rows[0].cells["umls"], code.rows[0].cells["umls"]
+    assert dm_text.values["mrr"] == _mrr("text", "umls", "distmult", 1)  # the seed-1 run
+    assert dm_code.values["mrr"] == _mrr("code22", "umls", "distmult", 1)  # the authors' 2022 split
+    assert dm_code.values["params"] == (136 + 94 + 6) * 289  # their vocabulary (one NaN entity/relation more)
+    assert code.rows[1].cells["umls"].values["mrr"] == 0.95  # "on training set": train metrics
+    clean = T.build_tables(protocol_pool, paper, numbers=[2], variant=T.PAPER_CODE_CLEAN)[2]
+    assert clean.rows[0].cells["umls"].values["mrr"] == _mrr("code_clean", "umls", "distmult", 1)
+    md = T.render_markdown(code)
+    assert md.startswith("## Table 2. Link prediction results on UMLS and KINSHIP (ours, paper_code, 2022 split)")
+    assert "the authors' 2022 test split ranked as their code did" in md
+    assert T.render_markdown(text).startswith("## Table 2. Link prediction results on UMLS and KINSHIP (ours)\n")
+    assert r"\label{tab:kdkge-table2-paper-code}" in T.render_latex(code)
+
+
+def test_sizes_chosen_by_validation_and_by_test(protocol_pool, paper):
+    code = T.build_tables(protocol_pool, paper, numbers=[2], variant=T.PAPER_CODE)[2]
+    by = {(c.dataset, c.model): c for c in code.sizes}
+    dm = by["umls", "distmult"]
+    assert (dm.n_sizes, dm.paper_dim, dm.valid_dim, dm.test_dim) == (3, 289, 100, 144)
+    assert (dm.valid_valid, dm.valid_test, dm.test_test) == (0.99, 0.41, 0.99)  # test MRR on the 2022 split
+    assert by["kinship", "kd_distmult"].n_sizes == 1
+    md = T.render_markdown(code)
+    assert "### Sizes chosen over the size grid" in md
+    row = next(l for l in md.splitlines() if l.startswith("| DistMult | 289 ("))
+    assert cells(row)[1:5] == [f"289 ({T.fmt_metric(_mrr('code22', 'umls', 'distmult', 1))})", "100 (.410; valid .990)",
+                               "144 (.990)", "3"]
+
+
+def test_reproduction_compares_every_protocol_and_computes_the_ablation(protocol_store, tmp_path):
+    out = tmp_path / "results"
+    assert T.main(["--tracking-uri", protocol_store, "--out", str(out), "--no-log"]) == 0
+    names = {p.name for p in out.iterdir()}
+    for stem in ("table2", "table2_paper_code", "table2_seeds", "table2_seeds_paper_code"):
+        assert {f"{stem}.md", f"{stem}.tex", f"{stem}.csv"} <= names
+    assert {"model_selection_paper_code.md", "mrr_vs_params_umls_paper_code.png", "REPRODUCTION.md"} <= names
+    assert "model_selection.md" not in names  # untagged runs have no best-validation model here
+    rep = (out / "REPRODUCTION.md").read_text()
+    assert "- paper_code: 12 of 12 cells have a run, 0 of 54 values missing on the 2022 split" in rep
+    assert "- paper_text: 12 of 12 cells have a run, 0 of 54 values missing" in rep
+    line = next(l for l in rep.splitlines() if l.startswith("| DistMult | UMLS | 289 |"))
+    f = T.fmt_metric
+    assert cells(line)[6:10] == [".517", f(_mrr("code22", "umls", "distmult", 1)),
+                                 f(_mrr("code_clean", "umls", "distmult", 1)), f(_mrr("text", "umls", "distmult", 1))]
+    ablation = rep[rep.index("## Why the paper's numbers are what they are"):]
+    assert "| `paper_code` | `softmax_ce` | 2 (1,2) |" in ablation and "| `paper_text` | `softmax_ce` | 1 (1) |" in ablation
+    vals = [_mrr("code22", "umls", "distmult", s) for s in SEEDS]
+    mean, std = sum(vals) / 2, abs(vals[0] - vals[1]) / 2 ** 0.5
+    assert f"| `paper_code` | `softmax_ce` | 2022 | final | {f(mean)} ± {f(std)} (2) |" in ablation
+    assert "| `paper_text` | `bce` | clean | best-valid | no runs |" in ablation
+    loss_row = next(l for l in ablation.splitlines() if l.startswith("| loss | paper_code/softmax_ce/2022/final"))
+    d = _mrr("code_bce22", "umls", "distmult", 1) - _mrr("code22", "umls", "distmult", 1)
+    assert cells(loss_row)[3] == f"{T.fmt_delta('mrr', d, 0.0)} ± .000 (2)"
+    proto = next(l for l in ablation.splitlines() if l.startswith("| protocol | paper_code"))
+    assert cells(proto)[3] == "-.050 (1)"  # text_ce − code_clean, seed 1 only: one common seed
+
+
+def test_make_tables_refuses_to_shrink_tracked_results(store, tmp_path, capsys):
+    """A smaller store must not delete or shrink git-tracked results files unless --force."""
+    import subprocess
+
+    repo = tmp_path / "repo"
+    out = repo / "results"
+    out.mkdir(parents=True)
+    git = lambda *a: subprocess.run(["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t", *a],  # noqa: E731
+                                    check=True, capture_output=True)
+    git("init", "-q")
+    assert T.main(["--tracking-uri", store, "--out", str(out), "--no-log"]) == 0
+    git("add", "results")
+    git("commit", "-q", "-m", "results")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    small = f"sqlite:///{tmp_path / 'small.db'}"
+    log_run(small, "umls", "distmult", 289, 0.517)
+    capsys.readouterr()
+    assert T.main(["--tracking-uri", small, "--out", str(out), "--no-log"]) == T.EXIT_WOULD_LOSE
+    err = capsys.readouterr().err.splitlines()
+    lost = [line for line in err if line.startswith("would lose: ")]
+    assert any("table2.md: " in line and "would lose" in line[12:] for line in lost)
+    assert any("table6.md: would be deleted" in line for line in lost)  # the small store has no Table 6 run
+    assert len(lost) == len({line.split(": ")[1] for line in lost})  # one line per file
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing written
+    # the same runs again: nothing is lost, so it writes
+    assert T.main(["--tracking-uri", store, "--out", str(out), "--no-log"]) == 0
+    assert T.main(["--tracking-uri", small, "--out", str(out), "--no-log", "--force"]) == 0
+    assert not (out / "table6.md").exists() and (out / "table2.md").read_bytes() != before["table2.md"]
+
+
+def test_filled_cells_of_results_files():
+    from pathlib import Path
+
+    from kdkge.reports.guard import filled_cells
+
+    md = "x 12\n\n| a | b | c |\n|---|---:|---|\n| DistMult | .517 | — |\n| no runs | 0 | 3 (1,2,3) |\n"
+    assert filled_cells(Path("t.md"), md.encode()) == 2
+    assert filled_cells(Path("t.csv"), b"a,b,c\n1,,x\n") == 2
+    assert filled_cells(Path("t.tex"), b"% 1 & 2 \\\\\nDistMult & 289 & --- & .5 \\\\\n") == 2
+    assert filled_cells(Path("t.png"), b"\x89PNG") == 1 and filled_cells(Path("t.md"), None) == 0
