@@ -105,6 +105,7 @@ SWEEP_GROUP = "sweep"
 #: Config keys the sweeper sets on every job (so a user's value is respected).
 SWEEP_ID_KEY = "sweep_id"
 STACK_KEY = "stack"
+PARENT_KEY = "parent_run"  # MLflow run id of the sweep's parent run in the job's experiment (kdkge.parent_runs)
 
 
 def _key_of(override: str) -> str:
@@ -611,8 +612,10 @@ class KdkgeSweeperBase(Sweeper):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        parents = self._open_parents(name, sweep_id, runs, units, arguments, kind, sweep_dir)
         returns = []
         interrupted = None
+        failure = None
         try:
             batch_size = self.max_batch_size or len(units) or 1
             for start in range(0, len(units), batch_size):
@@ -623,13 +626,82 @@ class KdkgeSweeperBase(Sweeper):
                 returns.append(results)
         except (KeyboardInterrupt, SystemExit) as exc:
             interrupted = exc
+        except BaseException as exc:
+            failure = exc
+            raise
         finally:
             summary = self._summarise(runs, units, sweep_id, started_ms, interrupted is not None)
             self._print_summary(name, sweep_id, runs, summary, sweep_dir, interrupted is not None)
             (sweep_dir / "sweep_summary.json").write_text(json.dumps(summary, indent=2))
+            self._close_parents(parents, runs, summary, "KILLED" if interrupted else "FAILED" if failure else "FINISHED")
         if interrupted is not None:
             raise interrupted
         return returns
+
+    # -- parent runs (kdkge.parent_runs) ---------------------------------- #
+
+    def _open_parents(self, name, sweep_id, runs, units, arguments, kind, sweep_dir) -> dict:
+        """One parent run per (store, experiment) of the sweep's runs; its id goes to every job there.
+
+        A parent that cannot be created (e.g. the server refuses) is a warning: the sweep runs unnested.
+        """
+        from .parent_runs import ParentRun, log_json, swept_params
+
+        parents: dict[tuple[str, str], Any] = {}
+        keys = sorted({r.tracking for r in runs if r.tracking and not r.error and r.status != "duplicate"})
+        params = swept_params((r.overrides for r in runs if r.tracking), skip=(SWEEP_ID_KEY, PARENT_KEY, STACK_KEY))
+        member_unit = {i: n for n, u in enumerate(units) for i in u.members}
+        plan = [{"index": r.index, "name": r.name, "overrides": r.overrides, "config_hash": r.digest,
+                 "state": ("invalid: " + r.error) if r.error else f"duplicate of #{r.duplicate_of}" if r.status == "duplicate"
+                 else f"skip: FINISHED run {r.done_run}" if r.done_run and self.skip_finished else "train",
+                 "job": member_unit.get(r.index)} for r in runs]
+        for key in keys:
+            try:
+                parent = ParentRun(
+                    key[0], key[1], kind="sweep", key={SWEEP_ID_KEY: sweep_id}, name=sweep_id,
+                    tags={"sweep": name, "overrides": " ".join(arguments), "launcher": kind,
+                          "runs": str(sum(r.tracking == key for r in runs if r.status != "duplicate")),
+                          "multirun_dir": str(sweep_dir)},
+                    params=dict(list(params.items())[:100]),
+                )
+                log_json(parent, plan, "plan.json")
+                parents[key] = parent
+                print(f"MLflow parent run {parent.run_id} ({'reopened' if parent.reopened else 'new'}) in experiment "
+                      f"{key[1]!r}: the runs of this sweep are nested under it")
+            except Exception as exc:
+                log.warning("could not create the sweep's parent run in %s: %s", key[1], _one_line(exc))
+        for u in units:
+            key = runs[u.members[0]].tracking
+            if key in parents and not any(_key_of(o) == PARENT_KEY for o in u.overrides):
+                u.overrides.append(f"{PARENT_KEY}='{parents[key].run_id}'")
+        return parents
+
+    def _close_parents(self, parents, runs, summary, status) -> None:
+        """Children table (logged and printed), the summary, the counts; then end each parent."""
+        from .parent_runs import child_rows, log_children, log_json, varying_keys
+
+        if not parents:
+            return
+        entries = {e["index"]: e for e in summary["runs"]}
+        columns = varying_keys([r.overrides for r in runs if r.status != "duplicate"],
+                               skip=(SWEEP_ID_KEY, PARENT_KEY, STACK_KEY))
+        for key, parent in parents.items():
+            try:
+                mine = [entries[r.index] for r in runs if r.tracking == key and r.status != "duplicate"]
+                text = log_children(parent, child_rows(parent, mine, columns), columns)
+                log_json(parent, summary, "sweep_summary.json")
+                counts = {s: sum(e["status"] == s for e in mine) for s in ("finished", "skipped", "failed")}
+                parent.set_tags({"counts": ", ".join(f"{n} {s}" for s, n in counts.items())})
+                print(f"\nruns of sweep {summary['sweep_id']} in experiment {key[1]!r} (parent run {parent.run_id}; "
+                      "children.csv/.md there):")
+                print(text, end="")
+            except Exception as exc:
+                log.warning("could not record the children of parent run %s: %s", parent.run_id, _one_line(exc))
+            finally:
+                try:
+                    parent.end(status)
+                except Exception as exc:
+                    log.warning("could not end parent run %s: %s", parent.run_id, _one_line(exc))
 
     def _units(self, pending: list[PlannedRun], extra: list[str]) -> list[LaunchUnit]:
         groups: "OrderedDict[Any, list[PlannedRun]]" = OrderedDict()
