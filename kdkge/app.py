@@ -860,7 +860,13 @@ def main(cfg: DictConfig) -> float | list[float | None] | None:
         sweep = _chosen_sweep()
         if sweep and not _multirun():
             raise ConfigError(f"+sweep={sweep} is a sweep: add -m (python train.py -m +sweep={sweep})")
-        metrics = train(cfg)
+        if cfg.get("resume_run"):  # python train.py resume_run=<id>: that run's recorded config (kdkge.recorded)
+            from .recorded import resumed_config
+
+            cfg, tags = resumed_config(cfg)
+            metrics = train(cfg, tags=tags)
+        else:
+            metrics = train(cfg)
     except USER_ERRORS as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if _multirun():
