@@ -476,6 +476,31 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+#: Hydra launcher plugins by module, and what to install for each (the message when it is missing).
+LAUNCHER_PACKAGES = {
+    "hydra_plugins.hydra_ray_launcher": "pip install hydra-ray-launcher==1.2.2 in the Ray cluster's environment "
+                                        "(it pulls ray and boto3 and needs cloudpickle<3, so it is not one of kdkge's extras)",
+    "hydra_plugins.hydra_submitit_launcher": "pip install -e '.[cluster]' (hydra-submitit-launcher==1.2.0)",
+    "hydra_plugins.hydra_joblib_launcher": "pip install hydra-joblib-launcher==1.2.0",
+}
+
+
+def missing_launcher(target: str) -> str | None:
+    """A one-line message naming the package to install if the launcher class ``target`` cannot be
+    imported, else None (the launcher exists and failed for another reason)."""
+    import importlib.util
+
+    module = target.rpartition(".")[0]
+    try:
+        if module and importlib.util.find_spec(module) is not None:
+            return None
+    except (ImportError, ValueError):
+        pass
+    plugin = next((p for p in LAUNCHER_PACKAGES if module.startswith(p)), None)
+    how = LAUNCHER_PACKAGES[plugin] if plugin else f"install the Hydra plugin that provides {module or target!r}"
+    return f"the launcher {target} is not installed: {how}"
+
+
 @dataclass
 class LaunchUnit:
     """One launched job: a single run, or several stacked runs."""
@@ -515,9 +540,19 @@ class KdkgeSweeperBase(Sweeper):
         from hydra.core.plugins import Plugins
 
         self.hydra_context, self.config = hydra_context, config
-        self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config
-        )
+        self.launcher_missing = None
+        try:
+            self.launcher = Plugins.instance().instantiate_launcher(
+                hydra_context=hydra_context, task_function=task_function, config=config
+            )
+        except Exception:
+            target = str(OmegaConf.select(config, "hydra.launcher._target_", default="") or "")
+            message = missing_launcher(target)
+            if message is None:
+                raise
+            if not self.dry_run:
+                raise SweepError(f"error: {message}") from None
+            self.launcher_missing = message  # a dry run plans without a launcher
 
     # -- helpers ----------------------------------------------------------- #
 
@@ -536,7 +571,8 @@ class KdkgeSweeperBase(Sweeper):
     # -- the sweep --------------------------------------------------------- #
 
     def sweep(self, arguments: list[str]) -> Any:
-        assert self.config is not None and self.launcher is not None and self.hydra_context is not None
+        assert self.config is not None and self.hydra_context is not None
+        assert self.launcher is not None or self.dry_run
 
         started_ms = int(time.time() * 1000)
         jobs = expand(self.params, self.grids, arguments)
@@ -600,6 +636,8 @@ class KdkgeSweeperBase(Sweeper):
 
         self._print_plan(name, sweep_id, runs, units, kind, threads, lookup_error)
         if self.dry_run:
+            if getattr(self, "launcher_missing", None):
+                print(f"note: {self.launcher_missing}")
             print("dry run: nothing was launched (drop hydra.sweeper.dry_run=true, or DRY=1, to run it)")
             return []
 
