@@ -18,7 +18,7 @@
 Everything written is also logged as artifacts of one run in the MLflow experiment
 ``kdkge-tables`` (``--log-experiment``; ``--no-log`` to skip).
 
-Which runs count (see ``docs/README-tables.md``):
+Which runs count (see README.md, "Rebuilding the paper's tables (`make tables`)" → "Which runs count"):
 
 * only ``FINISHED`` runs; of several FINISHED runs with the same ``config_hash`` tag the newest
   (latest start time) is used and the others are reported as superseded duplicates;
