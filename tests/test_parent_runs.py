@@ -81,3 +81,19 @@ def test_a_sweep_gets_one_parent_run_with_its_children(tmp_path):
     assert list(runs.loc[runs["tags.kind"] == "sweep", "run_id"]) == [parent["run_id"]]
     assert len(runs) == 3 and "(reopened)" in again.stdout
     assert runs.set_index("run_id").loc[parent["run_id"], "tags.counts"] == "0 finished, 2 skipped, 0 failed"
+
+
+@pytest.mark.slow
+def test_a_multi_dataset_sweep_gets_one_parent_per_experiment(tmp_path):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out = sweep(store, tmp_path / "m", "dim=4", "dataset=nations,kinship")
+    assert out.returncode == 0, out.stderr[-3000:]
+    parents = {}
+    for experiment in ("kdkge-nations", "kdkge-kinship"):
+        runs = find_runs(store, experiment)
+        [parent] = runs.loc[runs["tags.kind"] == "sweep", "run_id"]
+        [child] = runs.loc[runs["tags.kind"] != "sweep", "tags.mlflow.parentRunId"]
+        assert child == parent
+        parents[experiment] = runs.loc[runs["run_id"] == parent].iloc[0]
+    assert parents["kdkge-nations"]["tags.sweep_id"] == parents["kdkge-kinship"]["tags.sweep_id"]
+    assert parents["kdkge-nations"]["run_id"] != parents["kdkge-kinship"]["run_id"]
