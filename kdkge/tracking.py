@@ -487,10 +487,16 @@ class MlflowTracker(Tracker):
             return found.experiment_id
 
     def _mark_kind(self, experiment: Any) -> None:
-        """Give an existing experiment the tags of :data:`EXPERIMENT_TAGS` it lacks (one write, once)."""
+        """Give an existing experiment the tags of :data:`EXPERIMENT_TAGS` it lacks (one write, once).
+
+        Best effort: a store that refuses (e.g. no permission on a shared server) only gets a warning.
+        """
         for key, value in EXPERIMENT_TAGS.items():
             if experiment.tags.get(key) != value:
-                self._write(self.client.set_experiment_tag, experiment.experiment_id, key, value)
+                try:
+                    self._write(self.client.set_experiment_tag, experiment.experiment_id, key, value)
+                except Exception as exc:
+                    logger.warning("could not tag experiment %s with %s=%s: %s", experiment.name, key, value, exc)
 
     def _require_run(self) -> str:
         if self.run_id is None:
