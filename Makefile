@@ -10,6 +10,7 @@
 #   SPACE        Optuna search space for `make search` (sweeps/search_<SPACE>.yaml)
 #   TRIALS       number of trials `make search` adds to the study (default: 20)
 #   PORT         port for `make ui`                          (default: 5000)
+#   MLFLOW_TRACKING_URI  the store `make ui` serves (default: sqlite:///mlflow.db; an http(s) server has its own UI)
 
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
@@ -36,7 +37,7 @@ help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) \
 		| awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
 	@echo
-	@echo "Variables: PYTHON ARGS PYTEST_ARGS SWEEP DRY JOBS SPACE TRIALS PORT (see the top of the Makefile)"
+	@echo "Variables: PYTHON ARGS PYTEST_ARGS SWEEP DRY JOBS SPACE TRIALS PORT MLFLOW_TRACKING_URI (see the top of the Makefile)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -77,7 +78,7 @@ run: install ## Train once: train.py with Hydra overrides from ARGS
 test: install browser ## Run all tests (incl. the browser test); extra pytest args in PYTEST_ARGS
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-# A sweep file sweeps/<SWEEP>.yaml launches the runs behind one paper table (docs/README-sweeps.md).
+# A sweep file sweeps/<SWEEP>.yaml launches the runs behind one paper table (README.md, "Many runs in one command: sweeps").
 # Finished runs are skipped, so re-running an interrupted sweep finishes what is missing.
 sweep: install ## Run a table's sweep: make sweep SWEEP=table4 [DRY=1] [JOBS=2] [ARGS="epochs=10"]
 	@if [ -z "$(SWEEP)" ] || [ ! -f sweeps/$(SWEEP).yaml ]; then \
@@ -106,8 +107,12 @@ calibration: install ## results/calibration.md: ECE, Brier, top-1 ECE of none/LS
 seeds: install ## Mean ± std over seeds and paired KD − DistMult tests (after make sweep SWEEP=table2_seeds)
 	$(PY) -m kdkge.seeds $(ARGS)
 
-ui: install ## Browse runs: mlflow ui on sqlite:///mlflow.db at http://127.0.0.1:PORT
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --port $(PORT)
+ui: install ## Browse runs: mlflow ui on MLFLOW_TRACKING_URI (default sqlite:///mlflow.db) at http://127.0.0.1:PORT
+	@case "$(or $(MLFLOW_TRACKING_URI),sqlite:///mlflow.db)" in \
+	  http://*|https://*) echo "MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) is a tracking server: it serves the UI itself, open that address";; \
+	  *) echo "$(VENV)/bin/mlflow ui --backend-store-uri $(or $(MLFLOW_TRACKING_URI),sqlite:///mlflow.db) --port $(PORT)"; \
+	     exec $(VENV)/bin/mlflow ui --backend-store-uri "$(or $(MLFLOW_TRACKING_URI),sqlite:///mlflow.db)" --port $(PORT);; \
+	esac
 
 # PyKEEN and dicee (the paper's framework) are compared against in a separate venv, never kdkge
 # dependencies.  torch is pinned to the CPU wheel of .venv (benchmarks/constraints.txt); a framework

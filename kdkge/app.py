@@ -47,7 +47,7 @@ from .calibration_metrics import calibration_metrics, reliability_diagram
 from .experiment import PROTOCOL_LOSS, PROTOCOLS, STRATEGIES, RunSpec, evaluation_tasks, run, save_checkpoint
 from .losses import CALIBRATIONS
 from .models import MODELS, available_models, build_model
-from .schema import RANK_METRICS, flat_metrics
+from .schema import RANK_METRICS, flat_metrics, with_grouped
 from .tracking import REPO_ROOT, MlflowTracker, NullTracker, Tracker, TrackingUnreachableError
 from .tracking import config_hash as _hash_params
 from .training import NonFiniteLoss, resolve_device
@@ -72,6 +72,8 @@ NON_SEMANTIC_KEYS: tuple[str, ...] = (
     "tracking",
     "sweep_id",
     "stack",
+    "parent_run",
+    "resume_run",
 )
 
 #: Package versions recorded as ``version.<name>`` tags.
@@ -365,6 +367,9 @@ def run_tags(cfg: DictConfig, spec: RunSpec, stored_dim: int, digest: str, overr
         "host": platform.node(),
         "pid": str(os.getpid()),
     }
+    parent = OmegaConf.select(cfg, "parent_run", default=None)
+    if parent:  # a job of a sweep: nested under the sweep's parent run (kdkge.parent_runs)
+        tags["mlflow.parentRunId"] = str(parent)
     tags.update({f"version.{name}": v for name, v in package_versions().items()})
     return tags
 
@@ -454,7 +459,7 @@ class _MetricLog:
 
     def on_epoch(self, epoch: int, losses: list[float]) -> None:
         self.losses.append((epoch, losses[0]))
-        self.pending.append((epoch, {"loss": losses[0]}, int(time.time() * 1000)))
+        self.pending.append((epoch, with_grouped({"loss": losses[0]}), int(time.time() * 1000)))
         if len(self.pending) >= self.flush_every:
             self.flush()
         self.epochs_done = epoch
@@ -467,7 +472,7 @@ class _MetricLog:
         if "valid_mrr" in flat:
             self.valid_mrr.append((epoch, flat["valid_mrr"]))
         self.flush()
-        self.tracker.log_metrics(flat, step=epoch)
+        self.tracker.log_metrics(with_grouped(flat), step=epoch)
         if epoch < self.epochs and self.last_epoch_end is not None:
             # an intermediate evaluation runs between this epoch's end and the next epoch's start
             self.eval_seconds += time.perf_counter() - self.last_epoch_end
@@ -488,6 +493,15 @@ class _MetricLog:
             return self.epochs_done / max(self.first_epoch_end - self.started, 1e-9)
         seconds = self.last_epoch_end - self.first_epoch_end - self.eval_seconds
         return (self.epochs_done - 1) / max(seconds, 1e-9)
+
+
+def _log_dataset(tracker: Tracker, cfg: DictConfig, spec: RunSpec) -> None:
+    """The dataset as the run's MLflow dataset input (:mod:`kdkge.run_inputs`)."""
+    if isinstance(tracker, MlflowTracker):
+        from .run_inputs import log_dataset
+
+        log_dataset(tracker, dataset_name(cfg), resolve_dataset_path(spec.dataset), protocol=spec.protocol,
+                    noise_ratio=spec.noise_ratio, seed=spec.seed)
 
 
 def _finished_metrics(tracker: Tracker, run_id: str) -> dict[str, float]:
@@ -548,6 +562,7 @@ def train(cfg: DictConfig, *, overrides: str | None = None, tracker: Tracker | N
         config_file = tmp / "config.yaml"
         config_file.write_text(OmegaConf.to_yaml(cfg, resolve=True))
         tracker.log_artifact(config_file)
+        _log_dataset(tracker, cfg, spec)
         log_ = _MetricLog(tracker, int(cfg.tracking.log_every), spec.epochs)
 
         def eval_hook(epoch: int, metrics: list[dict[str, dict[str, float]]]) -> None:
@@ -748,6 +763,7 @@ def _train_stacked(cfgs, specs, stored_dims, digests, names, overrides, trackers
             tmps.append(tmp)
             (tmp / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
             tracker.log_artifact(tmp / "config.yaml")
+            _log_dataset(tracker, cfg, spec)
             logs.append(_MetricLog(tracker, int(cfg.tracking.log_every), spec.epochs))
         try:
             started = time.perf_counter()
@@ -844,7 +860,13 @@ def main(cfg: DictConfig) -> float | list[float | None] | None:
         sweep = _chosen_sweep()
         if sweep and not _multirun():
             raise ConfigError(f"+sweep={sweep} is a sweep: add -m (python train.py -m +sweep={sweep})")
-        metrics = train(cfg)
+        if cfg.get("resume_run"):  # python train.py resume_run=<id>: that run's recorded config (kdkge.recorded)
+            from .recorded import resumed_config
+
+            cfg, tags = resumed_config(cfg)
+            metrics = train(cfg, tags=tags)
+        else:
+            metrics = train(cfg)
     except USER_ERRORS as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if _multirun():

@@ -101,8 +101,10 @@ class TrainConfig:
     resume: bool = True  # continue a killed run of the same config hash from its training state
     force: bool = False
     progress: bool = True
+    resume_run: Optional[str] = None  # MLflow run id whose recorded config to train again (kdkge.resume)
     sweep_id: Optional[str] = None  # id shared by the runs of one sweep (set by the sweeper under -m)
     stack: List[List[str]] = field(default_factory=list)  # set by the sweeper: member overrides of a stacked job
+    parent_run: Optional[str] = None  # set by the sweeper: MLflow run id of the sweep's parent run
 
 
 def register_configs() -> None:

@@ -5,6 +5,11 @@ Metrics:  ``{split}_{metric}`` with split ∈ train/valid/test and metric ∈ mr
 hits_10 (realistic ranks), plus ``optimistic_``/``pessimistic_`` variants; ``loss`` per epoch;
 ``num_parameters`` (computed from the model); ``wall_time_s``; ``epochs_per_s``.
 Tags: see :data:`RUN_TAGS`.
+
+Grouped copies (:data:`GROUPED_METRICS`): the headline numbers are logged a second time under
+``<group>/<name>`` names (``train/loss``, ``valid/mrr``, ``test/mrr``, ``test/paper_mrr``), because
+MLflow's run page groups charts by the prefix before ``/`` and shows the groups (sorted) before the
+ungrouped "Model metrics".  The flat names stay the contract every reader uses.
 """
 
 SPLITS = ("train", "valid", "test")
@@ -29,6 +34,20 @@ RUN_TAGS = {
     "git_commit": "commit of the code that ran",
     "overrides": "the Hydra override string",
 }
+
+
+#: flat name → grouped copy, logged at the same steps (see the module docstring).
+GROUPED_METRICS = {
+    "loss": "train/loss",
+    "valid_mrr": "valid/mrr",
+    "test_mrr": "test/mrr",
+    "paper_test_mrr": "test/paper_mrr",
+}
+
+
+def with_grouped(metrics: dict[str, float]) -> dict[str, float]:
+    """``metrics`` plus the grouped copies of those of :data:`GROUPED_METRICS` it holds."""
+    return {**metrics, **{GROUPED_METRICS[k]: v for k, v in metrics.items() if k in GROUPED_METRICS}}
 
 
 def metric_key(split: str, metric: str) -> str:

@@ -181,8 +181,18 @@ def _tag_run(cfg, study_name: str, number: int, state: str) -> str | None:
     return None
 
 
-def make_objective(space: Mapping[str, Any], extra_overrides: Sequence[str] = ()):
-    """The Optuna objective: compose, train through :func:`kdkge.app.train`, return the validation metric."""
+def _experiment_of(cfg) -> str:
+    from . import app
+
+    return str(cfg.tracking.experiment or f"kdkge-{app.dataset_name(cfg)}")
+
+
+def make_objective(space: Mapping[str, Any], extra_overrides: Sequence[str] = (), parent=None):
+    """The Optuna objective: compose, train through :func:`kdkge.app.train`, return the validation metric.
+
+    With ``parent`` (a :class:`kdkge.parent_runs.ParentRun`) each trial's run in the parent's
+    experiment is nested under it (tag ``mlflow.parentRunId``).
+    """
     import optuna
     from hydra import compose
 
@@ -205,6 +215,8 @@ def make_objective(space: Mapping[str, Any], extra_overrides: Sequence[str] = ()
                 raise optuna.TrialPruned(f"pruned at epoch {epoch}: {metric} = {metrics[metric]:.4f}")
 
         tags = {"optuna_study": study_name, "optuna_trial": str(trial.number)}
+        if parent is not None and cfg.tracking.enabled and _experiment_of(cfg) == parent.experiment:
+            tags["mlflow.parentRunId"] = parent.run_id
         try:
             metrics = app.train(cfg, overrides=" ".join(overrides), tags=tags, on_eval=on_eval)
         except optuna.TrialPruned:
@@ -226,6 +238,56 @@ def make_objective(space: Mapping[str, Any], extra_overrides: Sequence[str] = ()
     return objective
 
 
+def _open_parent(space: Mapping[str, Any], overrides: Sequence[str], storage: str):
+    """The study's parent MLflow run (reopened when the study is resumed), or None without tracking."""
+    from hydra import compose
+
+    from .parent_runs import ParentRun
+    from .tracking import resolve_tracking_uri
+
+    try:
+        cfg = compose("train", overrides=[str(o) for o in space.get("overrides", [])] + list(overrides))
+        if not cfg.tracking.enabled:
+            return None
+        params = {name: " ".join(f"{k}={v}" for k, v in spec.items()) for name, spec in space["space"].items()}
+        return ParentRun(
+            resolve_tracking_uri(cfg.tracking.uri or None), _experiment_of(cfg), kind="optuna_study",
+            key={"study": str(space["study"])}, name=f"optuna-{space['study']}",
+            tags={"overrides": " ".join([*map(str, space.get("overrides", [])), *overrides]), "metric": str(space["metric"]),
+                  "optuna_storage": storage},
+            params={f"space.{k}": v for k, v in params.items()},
+        )
+    except Exception as exc:  # the search runs without a parent rather than not at all
+        print(f"warning: no MLflow parent run for the study: {exc}", file=sys.stderr)
+        return None
+
+
+def _close_parent(parent, space: Mapping[str, Any], study, status: str) -> None:
+    """Log the trials side by side (children.csv/.md, printed) and the study; end the parent."""
+    from .parent_runs import child_rows, log_children, log_json, varying_keys
+
+    try:
+        fixed = len(space.get("overrides", []))
+        entries = [{"index": t.number, "name": f"trial {t.number}", "status": t.state.name.lower(),
+                    "run_id": t.user_attrs.get("mlflow_run_id"),
+                    "overrides": t.user_attrs.get("overrides", "").split()[fixed:]} for t in study.trials]
+        keys = varying_keys([e["overrides"] for e in entries])
+        text = log_children(parent, child_rows(parent, entries, keys), keys)
+        try:
+            best = {"number": study.best_trial.number, "value": study.best_value, "params": study.best_trial.params,
+                    "mlflow_run_id": study.best_trial.user_attrs.get("mlflow_run_id")}
+        except ValueError:
+            best = None
+        log_json(parent, {"study": study.study_name, "metric": space["metric"], "trials": len(study.trials),
+                          "best": best, "space": space}, "study.json")
+        print(f"\ntrials of study {study.study_name!r} (MLflow parent run {parent.run_id}; children.csv/.md there):")
+        print(text, end="")
+    except Exception as exc:
+        print(f"warning: could not record the trials in parent run {parent.run_id}: {exc}", file=sys.stderr)
+    finally:
+        parent.end(status)
+
+
 def search(space_file: str | Path, trials: int, *, storage: str | None = None, timeout: float | None = None,
            overrides: Sequence[str] = ()):
     """Add ``trials`` trials to the study of ``space_file`` (created or resumed); return the study."""
@@ -236,7 +298,17 @@ def search(space_file: str | Path, trials: int, *, storage: str | None = None, t
     study = open_study(space, storage)
     before = len(study.trials)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        study.optimize(make_objective(space, overrides), n_trials=trials, timeout=timeout, catch=(Exception,))
+        parent = _open_parent(space, overrides, resolve_storage(storage or space["storage"]))
+        status = "FAILED"
+        try:
+            study.optimize(make_objective(space, overrides, parent), n_trials=trials, timeout=timeout, catch=(Exception,))
+            status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        finally:
+            if parent is not None:
+                _close_parent(parent, space, study, status)
     states = {s.name: sum(t.state == s for t in study.trials) for s in optuna.trial.TrialState}
     print(f"\nstudy {study.study_name!r} ({resolve_storage(storage or space['storage'])}): {len(study.trials)} trials "
           f"({len(study.trials) - before} new): " + ", ".join(f"{n.lower()} {c}" for n, c in states.items() if c))

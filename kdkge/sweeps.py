@@ -105,6 +105,7 @@ SWEEP_GROUP = "sweep"
 #: Config keys the sweeper sets on every job (so a user's value is respected).
 SWEEP_ID_KEY = "sweep_id"
 STACK_KEY = "stack"
+PARENT_KEY = "parent_run"  # MLflow run id of the sweep's parent run in the job's experiment (kdkge.parent_runs)
 
 
 def _key_of(override: str) -> str:
@@ -475,6 +476,31 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+#: Hydra launcher plugins by module, and what to install for each (the message when it is missing).
+LAUNCHER_PACKAGES = {
+    "hydra_plugins.hydra_ray_launcher": "pip install hydra-ray-launcher==1.2.2 in the Ray cluster's environment "
+                                        "(it pulls ray and boto3 and needs cloudpickle<3, so it is not one of kdkge's extras)",
+    "hydra_plugins.hydra_submitit_launcher": "pip install -e '.[cluster]' (hydra-submitit-launcher==1.2.0)",
+    "hydra_plugins.hydra_joblib_launcher": "pip install hydra-joblib-launcher==1.2.0",
+}
+
+
+def missing_launcher(target: str) -> str | None:
+    """A one-line message naming the package to install if the launcher class ``target`` cannot be
+    imported, else None (the launcher exists and failed for another reason)."""
+    import importlib.util
+
+    module = target.rpartition(".")[0]
+    try:
+        if module and importlib.util.find_spec(module) is not None:
+            return None
+    except (ImportError, ValueError):
+        pass
+    plugin = next((p for p in LAUNCHER_PACKAGES if module.startswith(p)), None)
+    how = LAUNCHER_PACKAGES[plugin] if plugin else f"install the Hydra plugin that provides {module or target!r}"
+    return f"the launcher {target} is not installed: {how}"
+
+
 @dataclass
 class LaunchUnit:
     """One launched job: a single run, or several stacked runs."""
@@ -514,9 +540,19 @@ class KdkgeSweeperBase(Sweeper):
         from hydra.core.plugins import Plugins
 
         self.hydra_context, self.config = hydra_context, config
-        self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config
-        )
+        self.launcher_missing = None
+        try:
+            self.launcher = Plugins.instance().instantiate_launcher(
+                hydra_context=hydra_context, task_function=task_function, config=config
+            )
+        except Exception:
+            target = str(OmegaConf.select(config, "hydra.launcher._target_", default="") or "")
+            message = missing_launcher(target)
+            if message is None:
+                raise
+            if not self.dry_run:
+                raise SweepError(f"error: {message}") from None
+            self.launcher_missing = message  # a dry run plans without a launcher
 
     # -- helpers ----------------------------------------------------------- #
 
@@ -535,7 +571,8 @@ class KdkgeSweeperBase(Sweeper):
     # -- the sweep --------------------------------------------------------- #
 
     def sweep(self, arguments: list[str]) -> Any:
-        assert self.config is not None and self.launcher is not None and self.hydra_context is not None
+        assert self.config is not None and self.hydra_context is not None
+        assert self.launcher is not None or self.dry_run
 
         started_ms = int(time.time() * 1000)
         jobs = expand(self.params, self.grids, arguments)
@@ -599,6 +636,8 @@ class KdkgeSweeperBase(Sweeper):
 
         self._print_plan(name, sweep_id, runs, units, kind, threads, lookup_error)
         if self.dry_run:
+            if getattr(self, "launcher_missing", None):
+                print(f"note: {self.launcher_missing}")
             print("dry run: nothing was launched (drop hydra.sweeper.dry_run=true, or DRY=1, to run it)")
             return []
 
@@ -611,8 +650,10 @@ class KdkgeSweeperBase(Sweeper):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        parents = self._open_parents(name, sweep_id, runs, units, arguments, kind, sweep_dir)
         returns = []
         interrupted = None
+        failure = None
         try:
             batch_size = self.max_batch_size or len(units) or 1
             for start in range(0, len(units), batch_size):
@@ -623,13 +664,82 @@ class KdkgeSweeperBase(Sweeper):
                 returns.append(results)
         except (KeyboardInterrupt, SystemExit) as exc:
             interrupted = exc
+        except BaseException as exc:
+            failure = exc
+            raise
         finally:
             summary = self._summarise(runs, units, sweep_id, started_ms, interrupted is not None)
             self._print_summary(name, sweep_id, runs, summary, sweep_dir, interrupted is not None)
             (sweep_dir / "sweep_summary.json").write_text(json.dumps(summary, indent=2))
+            self._close_parents(parents, runs, summary, "KILLED" if interrupted else "FAILED" if failure else "FINISHED")
         if interrupted is not None:
             raise interrupted
         return returns
+
+    # -- parent runs (kdkge.parent_runs) ---------------------------------- #
+
+    def _open_parents(self, name, sweep_id, runs, units, arguments, kind, sweep_dir) -> dict:
+        """One parent run per (store, experiment) of the sweep's runs; its id goes to every job there.
+
+        A parent that cannot be created (e.g. the server refuses) is a warning: the sweep runs unnested.
+        """
+        from .parent_runs import ParentRun, log_json, swept_params
+
+        parents: dict[tuple[str, str], Any] = {}
+        keys = sorted({r.tracking for r in runs if r.tracking and not r.error and r.status != "duplicate"})
+        params = swept_params((r.overrides for r in runs if r.tracking), skip=(SWEEP_ID_KEY, PARENT_KEY, STACK_KEY))
+        member_unit = {i: n for n, u in enumerate(units) for i in u.members}
+        plan = [{"index": r.index, "name": r.name, "overrides": r.overrides, "config_hash": r.digest,
+                 "state": ("invalid: " + r.error) if r.error else f"duplicate of #{r.duplicate_of}" if r.status == "duplicate"
+                 else f"skip: FINISHED run {r.done_run}" if r.done_run and self.skip_finished else "train",
+                 "job": member_unit.get(r.index)} for r in runs]
+        for key in keys:
+            try:
+                parent = ParentRun(
+                    key[0], key[1], kind="sweep", key={SWEEP_ID_KEY: sweep_id}, name=sweep_id,
+                    tags={"sweep": name, "overrides": " ".join(arguments), "launcher": kind,
+                          "runs": str(sum(r.tracking == key for r in runs if r.status != "duplicate")),
+                          "multirun_dir": str(sweep_dir)},
+                    params=dict(list(params.items())[:100]),
+                )
+                log_json(parent, plan, "plan.json")
+                parents[key] = parent
+                print(f"MLflow parent run {parent.run_id} ({'reopened' if parent.reopened else 'new'}) in experiment "
+                      f"{key[1]!r}: the runs of this sweep are nested under it")
+            except Exception as exc:
+                log.warning("could not create the sweep's parent run in %s: %s", key[1], _one_line(exc))
+        for u in units:
+            key = runs[u.members[0]].tracking
+            if key in parents and not any(_key_of(o) == PARENT_KEY for o in u.overrides):
+                u.overrides.append(f"{PARENT_KEY}='{parents[key].run_id}'")
+        return parents
+
+    def _close_parents(self, parents, runs, summary, status) -> None:
+        """Children table (logged and printed), the summary, the counts; then end each parent."""
+        from .parent_runs import child_rows, log_children, log_json, varying_keys
+
+        if not parents:
+            return
+        entries = {e["index"]: e for e in summary["runs"]}
+        columns = varying_keys([r.overrides for r in runs if r.status != "duplicate"],
+                               skip=(SWEEP_ID_KEY, PARENT_KEY, STACK_KEY))
+        for key, parent in parents.items():
+            try:
+                mine = [entries[r.index] for r in runs if r.tracking == key and r.status != "duplicate"]
+                text = log_children(parent, child_rows(parent, mine, columns), columns)
+                log_json(parent, summary, "sweep_summary.json")
+                counts = {s: sum(e["status"] == s for e in mine) for s in ("finished", "skipped", "failed")}
+                parent.set_tags({"counts": ", ".join(f"{n} {s}" for s, n in counts.items())})
+                print(f"\nruns of sweep {summary['sweep_id']} in experiment {key[1]!r} (parent run {parent.run_id}; "
+                      "children.csv/.md there):")
+                print(text, end="")
+            except Exception as exc:
+                log.warning("could not record the children of parent run %s: %s", parent.run_id, _one_line(exc))
+            finally:
+                try:
+                    parent.end(status)
+                except Exception as exc:
+                    log.warning("could not end parent run %s: %s", parent.run_id, _one_line(exc))
 
     def _units(self, pending: list[PlannedRun], extra: list[str]) -> list[LaunchUnit]:
         groups: "OrderedDict[Any, list[PlannedRun]]" = OrderedDict()

@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 
 __all__ = [
     "REPO_ROOT",
+    "EXPERIMENT_TAGS",
     "RUN_STATUSES",
     "MlflowTracker",
     "NullTracker",
@@ -69,6 +70,11 @@ _MAX_TAG_VAL_LENGTH = 8000
 _MAX_KEY_LENGTH = 250
 _MAX_PARAMS_TAGS_PER_BATCH = 100
 _MAX_METRICS_PER_BATCH = 1000
+
+#: Tags every experiment gets (at creation, and added to existing ones): MLflow 3's UI opens an
+#: experiment by its kind, and without this tag it may guess "GenAI" and show traces first;
+#: ``custom_model_development`` is the classic view (runs table, charts, params, metrics).
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 
 # How long a write to a SQLite store is retried while the database is locked
 # by another writer (on top of SQLite's own busy timeout, 20 s in MLflow).
@@ -366,6 +372,14 @@ class Tracker:
         """Store a matplotlib figure as the image artifact ``filename`` (e.g. ``"plots/loss.png"``)."""
         raise NotImplementedError
 
+    def log_dataset(self, name: str, digest: str, source: str, profile: Mapping[str, Any] | None = None,
+                    context: str = "training") -> None:
+        """Record the data the run consumed (MLflow's dataset inputs, ``mlflow.log_input``).
+
+        ``digest`` identifies the content (at most 36 characters), ``source`` where it lives,
+        ``profile`` a small JSON-able summary.  The default records nothing.
+        """
+
     def end_run(self, status: str = "FINISHED", error: str | None = None) -> None:
         """End the current run with ``status`` (one of :data:`RUN_STATUSES`).
 
@@ -457,17 +471,32 @@ class MlflowTracker(Tracker):
 
         found = self._write(self.client.get_experiment_by_name, name)
         if found is not None:
+            self._mark_kind(found)
             return found.experiment_id
         location = _artifact_root(self.tracking_uri)
         if location is not None:
             location += "/" + (re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "experiment")
         try:
-            return self._write(self.client.create_experiment, name, artifact_location=location)
+            return self._write(self.client.create_experiment, name, artifact_location=location,
+                               tags=dict(EXPERIMENT_TAGS))
         except MlflowException:
             found = self.client.get_experiment_by_name(name)  # another worker created it
             if found is None:
                 raise
+            self._mark_kind(found)
             return found.experiment_id
+
+    def _mark_kind(self, experiment: Any) -> None:
+        """Give an existing experiment the tags of :data:`EXPERIMENT_TAGS` it lacks (one write, once).
+
+        Best effort: a store that refuses (e.g. no permission on a shared server) only gets a warning.
+        """
+        for key, value in EXPERIMENT_TAGS.items():
+            if experiment.tags.get(key) != value:
+                try:
+                    self._write(self.client.set_experiment_tag, experiment.experiment_id, key, value)
+                except Exception as exc:
+                    logger.warning("could not tag experiment %s with %s=%s: %s", experiment.name, key, value, exc)
 
     def _require_run(self) -> str:
         if self.run_id is None:
@@ -534,6 +563,15 @@ class MlflowTracker(Tracker):
 
     def log_figure(self, fig: Any, filename: str) -> None:  # noqa: D102
         self.client.log_figure(self._require_run(), fig, filename)
+
+    def log_dataset(self, name: str, digest: str, source: str, profile: Mapping[str, Any] | None = None,
+                    context: str = "training") -> None:  # noqa: D102
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        dataset = Dataset(name=name, digest=digest[:36], source_type="local", source=json.dumps({"uri": source}),
+                          profile=json.dumps(dict(profile)) if profile else None)
+        self._write(self.client.log_inputs, self._require_run(),
+                    [DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])])
 
     def end_run(self, status: str = "FINISHED", error: str | None = None) -> None:
         """End the current run; for ``FAILED``/``KILLED`` store ``error`` as the tag ``error``.

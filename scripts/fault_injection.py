@@ -23,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from kdkge.parent_runs import without_parents  # noqa: E402
 from kdkge.tracking import find_runs  # noqa: E402
 
 SWEEP = ["train.py", "-m", "dataset=nations", "model=distmult,kd_rel_distmult,kd_distmult", "dim=4,16,36", "epochs=400",
@@ -61,9 +62,9 @@ def main() -> int:
         print(f"round {round_}: {launch(uri, kill_after=rng.uniform(4, 20))}")
     print(f"final launch: {launch(uri)}")
 
-    runs = find_runs(uri, "kdkge-nations")
-    reference = find_runs(reference_uri, "kdkge-nations").set_index("tags.config_hash")
-    finished = runs[runs.status == "FINISHED"]
+    runs = find_runs(uri, "kdkge-nations")  # the training runs and the sweep's parent run (kdkge.parent_runs)
+    reference = without_parents(find_runs(reference_uri, "kdkge-nations")).set_index("tags.config_hash")
+    finished = without_parents(runs[runs.status == "FINISHED"])
     per_config = finished.groupby("tags.config_hash").size()
     resumed = finished["tags.resumed_from_epoch"].notna().sum() if "tags.resumed_from_epoch" in finished else 0
     checks = {

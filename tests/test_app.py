@@ -14,7 +14,8 @@ from mlflow.tracking import MlflowClient
 import kdkge.app as app
 from kdkge.config import CONF_DIR
 from kdkge.experiment import load_checkpoint
-from kdkge.schema import RANK_METRICS, RUN_TAGS, SPLITS
+from kdkge.run_inputs import split_digests
+from kdkge.schema import GROUPED_METRICS, RANK_METRICS, RUN_TAGS, SPLITS
 from kdkge.tracking import ensure_store, find_runs
 
 
@@ -181,6 +182,14 @@ def test_train_py_epochs_5_logs_everything(store, tmp_path):
     client = MlflowClient(store)
     assert [m.step for m in client.get_metric_history(run_id, "loss")] == [1, 2, 3, 4, 5]
     assert [m.step for m in client.get_metric_history(run_id, "test_mrr")] == [5]
+    # grouped copies of the headline metrics (the run page shows groups first), same values and steps
+    for flat, grouped in GROUPED_METRICS.items():
+        assert [(m.step, m.value) for m in client.get_metric_history(run_id, grouped)] == [
+            (m.step, m.value) for m in client.get_metric_history(run_id, flat)], grouped
+    # the dataset as an MLflow dataset input
+    [data] = client.get_run(run_id).inputs.dataset_inputs
+    assert data.dataset.name == "umls" and data.dataset.digest == split_digests(ROOT / "data" / "umls")["digest"]
+    assert client.get_experiment(run["experiment_id"]).tags["mlflow.experimentKind"] == "custom_model_development"
 
     # artifacts: config, plot, checkpoint (which reloads to the same model)
     names = {a.path for a in client.list_artifacts(run_id)} | {

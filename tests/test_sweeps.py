@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 import kdkge.app as app
 from kdkge import sweeps
 from kdkge.config import CONF_DIR
+from kdkge.parent_runs import without_parents
 from kdkge.tracking import ensure_store, find_runs
 
 
@@ -209,9 +210,9 @@ def test_errors_do_not_stop_the_sweep_and_the_summary_says_why(tmp_path):
     assert "not a perfect square" in reasons["kd_distmult-nations-d5"]
     assert "broken" in reasons["kd_distmult-broken-d4"] and reasons["kd_distmult-broken-d4"]
     assert "failed #" in out.stdout and "1 finished, 0 skipped (already finished), 3 failed" in out.stdout
-    runs = find_runs(store, "kdkge-broken")
+    runs = without_parents(find_runs(store, "kdkge-broken"))
     assert list(runs["status"]) == ["FAILED"]  # the data error ended its MLflow run FAILED
-    assert list(find_runs(store, "kdkge-nations")["tags.sweep_id"]) == [summary["sweep_id"]]
+    assert list(without_parents(find_runs(store, "kdkge-nations"))["tags.sweep_id"]) == [summary["sweep_id"]]
 
 
 def _finished_count(db: Path) -> int:
@@ -248,7 +249,7 @@ def test_interrupted_sweep_relaunched_runs_only_what_is_missing(tmp_path):
     assert finished >= 2, output[-3000:]
     first = summary_of(tmp_path / "first")
     assert first["interrupted"] and first["counts"]["finished"] >= 2, output[-3000:]
-    before = find_runs(store, "kdkge-nations")
+    before = without_parents(find_runs(store, "kdkge-nations"))
     done_before = set(before.loc[before["status"] == "FINISHED", "tags.config_hash"])
     assert 2 <= len(done_before) < 4 or proc.returncode == 0
 
@@ -259,7 +260,7 @@ def test_interrupted_sweep_relaunched_runs_only_what_is_missing(tmp_path):
     assert second["counts"]["skipped"] == len(done_before)
     assert second["counts"]["finished"] == 4 - len(done_before) and second["counts"]["failed"] == 0
     assert {r["config_hash"] for r in second["runs"] if r["status"] == "skipped"} == done_before
-    runs = find_runs(store, "kdkge-nations")
+    runs = without_parents(find_runs(store, "kdkge-nations"))
     finished_runs = runs[runs["status"] == "FINISHED"]
     assert sorted(finished_runs["tags.dim"].astype(int)) == [4, 9, 16, 25]  # exactly one FINISHED run each
     assert finished_runs["tags.config_hash"].is_unique
@@ -277,7 +278,7 @@ def test_four_parallel_joblib_runs_on_a_fresh_store(tmp_path):
                    "epochs=1", "eval_every=0", f"hydra.sweep.dir={tmp_path / 'm'}", store=store)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "alembic" not in out.stderr.lower() and "Traceback" not in out.stderr
-    runs = find_runs(store, "kdkge-nations")
+    runs = without_parents(find_runs(store, "kdkge-nations"))
     assert len(runs) == 4 and set(runs["status"]) == {"FINISHED"}
     assert set(runs["params.threads"]) == {"1"}  # 2 cores // 4 jobs → 1 thread per job
     assert summary_of(tmp_path / "m")["counts"]["finished"] == 4
@@ -298,7 +299,7 @@ def test_stacked_sweep_equals_separate_runs(tmp_path, hydra_conf):
     out = train_py("-m", *common, CALIBRATIONS, f"hydra.sweep.dir={tmp_path / 'm'}", store=store)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "stacked job: 5 configurations" in out.stdout
-    runs = find_runs(store, "kdkge-nations")
+    runs = without_parents(find_runs(store, "kdkge-nations"))
     assert len(runs) == 5 and set(runs["status"]) == {"FINISHED"} and set(runs["tags.stack_size"]) == {"5"}
     assert runs["tags.config_hash"].is_unique and runs["tags.stack_id"].nunique() == 1
     assert set(runs["tags.calibration"]) == {"none", "ls", "lr"} and set(runs["tags.alpha"]) == {"", "0.1", "0.2"}
@@ -312,7 +313,7 @@ def test_stacked_sweep_equals_separate_runs(tmp_path, hydra_conf):
     # relaunch: all five are skipped per configuration, nothing is trained
     again = train_py("-m", *common, CALIBRATIONS, f"hydra.sweep.dir={tmp_path / 'again'}", store=store)
     assert summary_of(tmp_path / "again")["counts"]["skipped"] == 5
-    assert len(find_runs(store, "kdkge-nations")) == 5, again.stdout[-2000:]
+    assert len(without_parents(find_runs(store, "kdkge-nations"))) == 5, again.stdout[-2000:]
 
 
 def test_train_group_skips_finished_members(tmp_path, hydra_conf, capsys):
@@ -324,7 +325,7 @@ def test_train_group_skips_finished_members(tmp_path, hydra_conf, capsys):
     results = app.train_group(cfgs, overrides=["a", "b", "c"])
     assert "skip distmult-nations-d4" in capsys.readouterr().out
     assert results[0]["test_mrr"] == pytest.approx(first["test_mrr"])
-    runs = find_runs(store, "kdkge-nations")
+    runs = without_parents(find_runs(store, "kdkge-nations"))
     assert len(runs) == 3 and set(runs["status"]) == {"FINISHED"}
     assert sorted(runs["tags.stack_size"].fillna("-")) == ["-", "2", "2"]
     with pytest.raises(app.ConfigError, match="differ in more than calibration"):
@@ -404,6 +405,16 @@ def test_optuna_study_resumes_from_3_to_6_trials(tmp_path):
     tagged = runs[runs["tags.optuna_study"] == "tiny"]
     assert set(tagged["tags.optuna_trial"]) <= {str(i) for i in range(6)} and len(tagged) >= 5
     assert {t.user_attrs["mlflow_run_id"] for t in study.trials} <= set(runs["run_id"])
+    # one parent run for the study, reopened when it resumed; the trials' runs are nested under it
+    parents = runs[runs["tags.kind"] == "optuna_study"]
+    assert len(parents) == 1 and parents.iloc[0]["status"] == "FINISHED"
+    assert parents.iloc[0]["tags.study"] == "tiny" and parents.iloc[0]["params.space.lr"].startswith("type=float")
+    assert set(tagged["tags.mlflow.parentRunId"]) == {parents.iloc[0]["run_id"]}
+    from mlflow.tracking import MlflowClient
+
+    text = open(MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").download_artifacts(
+        parents.iloc[0]["run_id"], "children.csv", str(tmp_path))).read()
+    assert len(text.strip().splitlines()) == 1 + 6
 
 
 def test_optuna_prunes_on_validation_mrr_and_refuses_test_metrics(tmp_path):
@@ -415,7 +426,8 @@ def test_optuna_prunes_on_validation_mrr_and_refuses_test_metrics(tmp_path):
     path = _space(tmp_path, pruner={"type": "threshold", "lower": 1.01}, study="pruned")
     study = search(path, 1)
     assert study.trials[0].state == optuna.trial.TrialState.PRUNED
-    [run] = [r for _, r in find_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "kdkge-nations").iterrows()]
+    runs = find_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "kdkge-nations")
+    [run] = [r for _, r in without_parents(runs).iterrows()]  # the trial, not the study's parent run
     assert run["status"] == "FAILED" and run["tags.optuna_state"] == "PRUNED" and "TrialPruned" in run["tags.error"]
     with pytest.raises(SearchSpaceError, match="never a test metric"):
         load_space(_space(tmp_path, metric="test_mrr"))

@@ -260,3 +260,47 @@ def test_parallel_workers_all_log_their_run(uri):
     assert set(df["status"]) == {"FINISHED"}
     assert sorted(df["params.worker"]) == ["0", "1", "2", "3"]
     assert set(df["run_id"]) == set(run_ids)
+
+
+# --------------------------------------------------------------------------- #
+# experiment kind, dataset inputs (issue 16)
+# --------------------------------------------------------------------------- #
+
+
+def test_experiments_are_marked_for_the_classic_view(uri):
+    from mlflow.tracking import MlflowClient
+
+    from kdkge.tracking import EXPERIMENT_TAGS
+
+    assert EXPERIMENT_TAGS == {"mlflow.experimentKind": "custom_model_development"}
+    tracker = MlflowTracker(uri, experiment="new-one")
+    client = MlflowClient(uri)
+    assert client.get_experiment(tracker.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
+    # an experiment created before (without the tag, or with another kind) gets it when opened
+    old = client.create_experiment("old-one")
+    client.set_experiment_tag(old, "mlflow.experimentKind", "genai_development")
+    assert MlflowTracker(uri, experiment="old-one").experiment_id == old
+    assert client.get_experiment(old).tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_dataset_input_is_logged_with_a_digest_of_the_split_files(uri, tmp_path):
+    from kdkge.run_inputs import log_dataset, split_digests
+
+    folder = tmp_path / "kg"
+    folder.mkdir()
+    for split in ("train", "valid", "test"):
+        (folder / f"{split}.txt").write_text(f"a\tr\t{split}\n")
+    first = split_digests(folder)
+    assert len(first["digest"]) == 32 and first["splits"]["train"]["lines"] == 1
+    tracker = MlflowTracker(uri, experiment="inputs")
+    with tracker.run("with-data") as run_id:
+        log_dataset(tracker, "kg", folder, protocol="paper_text", noise_ratio=0.0, seed=1)
+    [inp] = tracker.client.get_run(run_id).inputs.dataset_inputs
+    assert inp.dataset.name == "kg" and inp.dataset.digest == first["digest"]
+    assert str(folder.resolve()) in inp.dataset.source
+    assert {(t.key, t.value) for t in inp.tags} == {("mlflow.data.context", "training")}
+    assert '"protocol": "paper_text"' in inp.dataset.profile
+    time.sleep(0.01)
+    (folder / "test.txt").write_text("a\tr\tother\n")  # other bytes, other digest
+    assert split_digests(folder)["digest"] != first["digest"]
+    NullTracker().log_dataset("kg", "d", "s")  # a no-op
