@@ -47,6 +47,7 @@ from .calibration_metrics import calibration_metrics, reliability_diagram
 from .experiment import PROTOCOL_LOSS, PROTOCOLS, STRATEGIES, RunSpec, evaluation_tasks, run, save_checkpoint
 from .losses import CALIBRATIONS
 from .models import MODELS, available_models, build_model
+from .safe_load import UnsafeFileError, load_plain
 from .schema import RANK_METRICS, flat_metrics
 from .tracking import REPO_ROOT, MlflowTracker, NullTracker, Tracker, TrackingUnreachableError
 from .tracking import config_hash as _hash_params
@@ -646,10 +647,15 @@ def training_state_path(digest: str) -> Path:
 
 
 def _resumable_epoch(path: Path | None) -> int | None:
+    """The epoch a training state was saved at, or None.  Loaded with ``weights_only=True``: a file
+    whose pickle would run code is refused (:class:`~kdkge.safe_load.UnsafeFileError`, kept for
+    inspection), an unreadable one is dropped with a warning."""
     if path is None or not path.is_file():
         return None
     try:
-        return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
+        return int(load_plain(path, "training state")["epoch"])
+    except UnsafeFileError as exc:
+        raise UnsafeFileError(f"{exc} (or set resume=false, which deletes it)") from None
     except Exception as exc:  # a truncated file cannot happen (atomic writes), but never crash on it
         log.warning("ignoring unreadable training state %s: %s", path, exc)
         path.unlink(missing_ok=True)

@@ -27,6 +27,7 @@ from .data_2022 import load_dataset_2022
 from .evaluation import RankingTask, evaluate_sorted_stacked, evaluate_stacked, paper_ranking_task, ranking_task
 from .losses import LOSSES, build_loss
 from .models import available_models, build_model
+from .safe_load import load_plain
 from .training import make_optimizer, resolve_device, train_epochs
 
 SPLIT_NAMES = ("train", "valid", "test")
@@ -268,7 +269,7 @@ def run(
     spec_dicts = [dataclasses.asdict(s) for s in specs]
     start_epoch, optimizer, generators = 0, None, None
     if resume and checkpoint is not None and Path(checkpoint).is_file():
-        state = torch.load(Path(checkpoint), map_location=torch_device, weights_only=False)
+        state = load_plain(checkpoint, "training state", map_location=torch_device)
         defaults = {**dataclasses.asdict(RunSpec()), **LEGACY_SPEC}  # what old states meant by missing fields
         if [{**defaults, **saved} for saved in state["specs"]] != spec_dicts:
             raise ValueError(f"checkpoint {checkpoint} belongs to other settings; delete it or set resume=false")
@@ -405,7 +406,7 @@ class TrainedModel:
 
 
 def load_checkpoint(path: str | Path, device: str = "cpu") -> TrainedModel:
-    payload = torch.load(Path(path), map_location="cpu", weights_only=False)
+    payload = load_plain(path, "checkpoint")  # weights_only=True: a file never runs code (kdkge.safe_load)
     spec = RunSpec(**{**LEGACY_SPEC, **payload["spec"]})
     num_relations = payload.get("num_relations", 2 * len(payload["relations"]))
     model = build_model(spec.model, len(payload["entities"]), num_relations, spec.dim, **spec.model_options)
