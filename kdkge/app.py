@@ -235,10 +235,38 @@ def _has_a_triple(path: Path) -> bool:
 # --------------------------------------------------------------------------- #
 
 
+def dataset_identity(cfg: DictConfig) -> tuple[str, str, bool]:
+    """``(source folder, fingerprint, custom)`` of the config's dataset.
+
+    ``fingerprint`` is :func:`kdkge.fingerprint.dataset_fingerprint` of the split files.  ``custom``
+    is True for a folder given by ``dataset.path`` whose files are not those of the built-in dataset
+    of the same name (a folder ``umls`` holding other triples is custom); only custom datasets put
+    their fingerprint into the config hash, so built-in runs keep the hashes they were recorded with.
+    """
+    from .fingerprint import dataset_fingerprint
+
+    location = dataset_location(cfg)
+    folder = resolve_dataset_path(location)
+    for split in SPLITS:
+        if not (folder / f"{split}.txt").is_file():
+            raise DataError(f"missing split file {folder / f'{split}.txt'}: a dataset folder needs train.txt, valid.txt and test.txt")
+    fingerprint = dataset_fingerprint(folder)
+    if not cfg.dataset.path:
+        return str(folder), fingerprint, False
+    name = dataset_name(cfg)
+    builtin = name in BUILTIN and dataset_fingerprint(resolve_dataset_path(name)) == fingerprint
+    return str(folder), fingerprint, not builtin
+
+
 def semantic_config(cfg: DictConfig) -> dict:
-    """The resolved config without :data:`NON_SEMANTIC_KEYS`; ``dataset.name`` filled in."""
+    """The resolved config without :data:`NON_SEMANTIC_KEYS`; ``dataset.name`` filled in, and
+    ``dataset.fingerprint`` (SHA-256 of the split files) for a custom dataset (:func:`dataset_identity`)."""
     data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     data.setdefault("dataset", {})["name"] = dataset_name(cfg)
+    if cfg.dataset.path:  # built-in datasets (path null) keep their recorded hashes
+        _, fingerprint, custom = dataset_identity(cfg)
+        if custom:
+            data["dataset"]["fingerprint"] = fingerprint
     for dotted in NON_SEMANTIC_KEYS:
         *parents, leaf = dotted.split(".")
         node = data
@@ -278,7 +306,8 @@ def config_hash(cfg: DictConfig) -> str:
     key-sorted config, values as strings) of :func:`semantic_config`: the resolved config minus
     :data:`NON_SEMANTIC_KEYS` (dataset path, device, threads, eval_every, checkpoint, force,
     progress, tracking.*, sweep_id), with ``dataset.name`` set to the effective name (the folder's
-    name for ``dataset=custom``).  Consequences: ``calibration=ls_0.1`` and
+    name for ``dataset=custom``) and, for a custom dataset, ``dataset.fingerprint``: the SHA-256 of
+    its split files (the data, not the path, identifies the run).  Consequences: ``calibration=ls_0.1`` and
     ``calibration=ls calibration.alpha=0.1`` hash equal; ``lr=0.01`` and ``lr=1e-2`` hash equal;
     the same run on cpu and cuda hashes equal.
     """
@@ -343,6 +372,7 @@ def hydra_overrides() -> str:
 def run_tags(cfg: DictConfig, spec: RunSpec, stored_dim: int, digest: str, overrides: str) -> dict[str, str]:
     """Tags of :data:`kdkge.schema.RUN_TAGS` plus ``version.*``, ``git_dirty`` and ``device``."""
     commit = _git("rev-parse", "HEAD")
+    source, fingerprint, _ = dataset_identity(cfg)
     dirty = _git("status", "--porcelain", "--untracked-files=no")
     tags = {
         "model": spec.model,
@@ -363,6 +393,8 @@ def run_tags(cfg: DictConfig, spec: RunSpec, stored_dim: int, digest: str, overr
         "git_dirty": "unknown" if dirty is None else str(bool(dirty)).lower(),
         "overrides": overrides,
         "device": str(resolve_device(str(cfg.device))),
+        "dataset_source": source,
+        "dataset_fingerprint": fingerprint,
         "host": platform.node(),
         "pid": str(os.getpid()),
     }
