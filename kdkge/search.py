@@ -229,9 +229,15 @@ def make_objective(space: Mapping[str, Any], extra_overrides: Sequence[str] = ()
 def search(space_file: str | Path, trials: int, *, storage: str | None = None, timeout: float | None = None,
            overrides: Sequence[str] = ()):
     """Add ``trials`` trials to the study of ``space_file`` (created or resumed); return the study."""
+    import math
+
     import optuna
     from hydra import initialize_config_dir
 
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise SearchSpaceError(f"--trials={trials} must be a positive integer (the number of trials to add to the study)")
+    if timeout is not None and not (timeout > 0 and math.isfinite(timeout)):
+        raise SearchSpaceError(f"--timeout={timeout} must be a positive number of seconds (or left out: no time limit)")
     space = load_space(space_file)
     study = open_study(space, storage)
     before = len(study.trials)
