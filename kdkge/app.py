@@ -47,7 +47,7 @@ from . import claims
 from . import config as _config  # noqa: F401  (registers the schema with Hydra's ConfigStore)
 from .data import BUILTIN, SPLITS, UNSEEN_POLICIES, DataError, resolve_dataset_path
 from .calibration_metrics import calibration_metrics, reliability_diagram
-from .experiment import PROTOCOL_LOSS, PROTOCOLS, STRATEGIES, RunSpec, evaluation_tasks, preflight, run, save_checkpoint
+from .experiment import PROTOCOL_LOSS, PROTOCOLS, STRATEGIES, RunSpec, evaluation_tasks, run, save_checkpoint
 from .losses import CALIBRATIONS
 from .models import MODELS, available_models, build_model
 from .safe_load import UnsafeFileError, load_plain
@@ -571,10 +571,12 @@ def train(cfg: DictConfig, *, overrides: str | None = None, tracker: Tracker | N
     evaluation (every ``eval_every`` epochs and at the end) — an exception it raises (e.g.
     ``optuna.TrialPruned``) ends the run as FAILED with that error.
 
-    Order: :func:`validate`; take the claim of (store, config hash) (:mod:`kdkge.claims`; held by
-    another process: skip, returning ``{CLAIMED_ELSEWHERE: 1.0}``); skip a FINISHED run; check that
-    training states can be written; :func:`kdkge.experiment.preflight` (load the data, check
-    negatives and memory); only then start the MLflow run and train.
+    Order: :func:`validate` (nothing is recorded for a value that cannot run); take the claim of
+    (store, config hash) (:mod:`kdkge.claims`; held by another process: skip, returning
+    ``{CLAIMED_ELSEWHERE: 1.0}``); skip a FINISHED run; check that training states can be written;
+    start the MLflow run; :func:`kdkge.experiment.run` loads the data and checks negatives and memory
+    (:func:`kdkge.experiment.check_resources`) before it builds the model — such an error ends the
+    MLflow run FAILED with the message (tag ``error``), as a malformed data file does.
     """
     spec, stored_dim = validate(cfg)
     if cfg.threads:
@@ -635,7 +637,6 @@ def _train_claimed(cfg, spec, stored_dim, digest, tracker, name, overrides, tags
 
     if cfg.checkpoint_every:
         check_state_dir(training_state_dir())
-    kg = preflight([spec], str(cfg.device))  # data and resources checked before the MLflow run starts
     if hasattr(tracker, "close_orphans"):
         for orphan in tracker.close_orphans(digest):
             print(f"marked run {orphan} KILLED: its process died before it ended (config hash {digest[:12]})")
@@ -674,7 +675,6 @@ def _train_claimed(cfg, spec, stored_dim, digest, tracker, name, overrides, tags
                 checkpoint=state_path,
                 checkpoint_every=int(cfg.checkpoint_every),
                 resume=bool(cfg.resume),
-                kg=kg,
             )
             wall = time.perf_counter() - started
             metrics = _record_result(cfg, name, tracker, log_, tmp, result, wall)
@@ -858,12 +858,10 @@ def train_group(cfgs: Sequence[DictConfig], *, overrides: Sequence[str] | None =
             else:
                 todo.append(i)
         if len(todo) > 1:
-            first = cfgs[todo[0]]
-            kg = preflight([specs[i] for i in todo], str(first.device))  # before any MLflow run starts
             for i, metrics in zip(todo, _train_stacked([cfgs[i] for i in todo], [specs[i] for i in todo],
                                                        [checked[i][1] for i in todo], [digests[i] for i in todo],
                                                        [names[i] for i in todo], [overrides[i] for i in todo],
-                                                       [trackers[i] for i in todo], kg)):
+                                                       [trackers[i] for i in todo])):
                 results[i] = metrics
     if len(todo) == 1:  # claims released: train() takes its own
         i = todo[0]
@@ -871,7 +869,7 @@ def train_group(cfgs: Sequence[DictConfig], *, overrides: Sequence[str] | None =
     return results  # type: ignore[return-value]
 
 
-def _train_stacked(cfgs, specs, stored_dims, digests, names, overrides, trackers, kg=None) -> list[dict[str, float]]:
+def _train_stacked(cfgs, specs, stored_dims, digests, names, overrides, trackers) -> list[dict[str, float]]:
     import contextlib
 
     first = cfgs[0]
@@ -899,7 +897,6 @@ def _train_stacked(cfgs, specs, stored_dims, digests, names, overrides, trackers
                 progress=bool(first.progress),
                 on_epoch=lambda epoch, losses: [lg.on_epoch(epoch, [losses[j]]) for j, lg in enumerate(logs)],
                 on_eval=lambda epoch, metrics: [lg.on_eval(epoch, [metrics[j]]) for j, lg in enumerate(logs)],
-                kg=kg,
             )
             wall = time.perf_counter() - started
             all_metrics = []

@@ -252,17 +252,6 @@ def check_resources(specs: list[RunSpec], kg: KnowledgeGraph, device: torch.devi
         )
 
 
-def preflight(specs: list[RunSpec], device: str = "cpu", eval_batch_size: int = 4096) -> KnowledgeGraph:
-    """Load the data of ``specs`` (one stack key) and check that the run can fit (:func:`check_resources`):
-    every error of the data and the resources, one line, before anything is trained or recorded.
-    The result can be passed to :func:`run` (``kg=``) so the data is not loaded twice."""
-    for spec in specs:
-        spec.validate()
-    kg = prepare_data(specs[0])
-    check_resources(specs, kg, resolve_device(device), eval_batch_size)
-    return kg
-
-
 def evaluation_tasks(kg: KnowledgeGraph, splits=SPLIT_NAMES) -> dict[str, RankingTask]:
     """Ranking tasks per split; ``train`` ranks the clean training triples (Table 2's "on training set")."""
     triples = {"train": kg.clean_train, "valid": kg.valid, "test": kg.test}
@@ -303,7 +292,6 @@ def run(
     resume: bool = False,
     select_best: bool = False,
     patience: int = 0,
-    kg: KnowledgeGraph | None = None,
 ) -> list[RunResult]:
     """Train and evaluate ``specs`` (all with one :meth:`RunSpec.stack_key`) as one stacked model.
 
@@ -323,8 +311,7 @@ def run(
     a better validation MRR (single configurations only: in a stack one configuration's stop
     would change the others' schedules).
 
-    Before the model is built, :func:`check_resources` refuses a run that cannot fit.  ``kg`` is
-    the data :func:`preflight` loaded for these specs (else it is loaded here).
+    Before the model is built, :func:`check_resources` refuses a run that cannot fit.
     """
     if not specs:
         return []
@@ -334,8 +321,8 @@ def run(
         raise ValueError("stacked runs must agree on everything except calibration, alpha and (clean data) seed")
     base = specs[0]
     torch_device = resolve_device(device)
-    kg = prepare_data(base) if kg is None else kg  # kg: from preflight() of these specs
-    check_resources(specs, kg, torch_device, eval_batch_size)
+    kg = prepare_data(base)
+    check_resources(specs, kg, torch_device, eval_batch_size)  # before the model is built
     labels = training_labels(kg.training_triples(), base.strategy)
     model = build_model(base.model, kg.num_entities, kg.num_relations, base.dim, stack=len(specs), **base.model_options)
     model.options = dict(base.model_options)

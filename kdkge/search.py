@@ -212,6 +212,9 @@ def make_objective(space: Mapping[str, Any], extra_overrides: Sequence[str] = ()
             if run_id:
                 trial.set_user_attr("mlflow_run_id", run_id)
             raise
+        if metrics.get(app.CLAIMED_ELSEWHERE):  # another process trains this configuration right now (kdkge.claims)
+            raise SearchSpaceError("another process is training this configuration for the same store; the trial fails "
+                                   "(re-run the search later to reuse its result)")
         run_id = _tag_run(cfg, study_name, trial.number, "COMPLETE")
         if run_id is None:  # a FINISHED run of the same config was reused (or tracking is off)
             tracker = app.make_tracker(cfg)

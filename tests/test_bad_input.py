@@ -110,12 +110,20 @@ def test_a_huge_dim_is_checked_without_allocating_it(hydra_conf):
 
 
 # --------------------------------------------------------------------------- #
-# resources and data: refused after the data is loaded, before the MLflow run starts
+# resources and data: refused after the data is loaded, before the model is built and
+# anything is trained; the MLflow run is FAILED with the message (as for any data error)
 # --------------------------------------------------------------------------- #
 
 
 def assert_nothing_recorded(store, experiment):
     assert len(find_runs(store, experiment)) == 0
+
+
+def assert_failed_with(store, experiment, message):
+    runs = find_runs(store, experiment)
+    assert list(runs["status"]) == ["FAILED"]
+    assert message in runs.iloc[0]["tags.error"]
+    assert "metrics.loss" not in runs or runs["metrics.loss"].isna().all()  # not a single epoch ran
 
 
 @pytest.mark.parametrize(
@@ -131,12 +139,13 @@ def assert_nothing_recorded(store, experiment):
     ],
     ids=["negatives", "distmult-memory", "kd-memory", "complex-memory"],
 )
-def test_resources_are_refused_before_the_run_starts(hydra_conf, store, capsys, overrides, pieces):
-    cfg = cfg_of(*TINY, f"tracking.uri={store}", "tracking.experiment=resources", *overrides)
+def test_resources_are_refused_before_training(hydra_conf, store, capsys, request, overrides, pieces):
+    experiment = f"resources-{request.node.callspec.id}"
+    cfg = cfg_of(*TINY, f"tracking.uri={store}", f"tracking.experiment={experiment}", *overrides)
     err = main_error(cfg, capsys)
     for piece in pieces:
         assert piece in err
-    assert_nothing_recorded(store, "resources")
+    assert_failed_with(store, experiment, pieces[0])
 
 
 def test_the_memory_check_can_be_skipped_and_reads_a_real_number(hydra_conf, monkeypatch):
@@ -172,15 +181,16 @@ def custom(tmp_path, name="kg", **files):
     ids=["valid-all-unseen", "test-all-unseen", "header", "nul", "reciprocal-name"],
 )
 @pytest.mark.parametrize("protocol", ["paper_code", "paper_text"])
-def test_bad_custom_data_fails_before_the_run_starts(hydra_conf, store, tmp_path, capsys, files, pieces, protocol):
+def test_bad_custom_data_fails_before_training(hydra_conf, store, tmp_path, capsys, request, files, pieces, protocol):
     folder = custom(tmp_path, **files)
+    experiment = f"data-{request.node.callspec.id}"
     cfg = cfg_of(*TINY, "dataset=custom", f"dataset.path={folder}", f"tracking.uri={store}",
-                 f"tracking.experiment=data-{protocol}", f"protocol={protocol}")
+                 f"tracking.experiment={experiment}", f"protocol={protocol}")
     err = main_error(cfg, capsys)
     for piece in pieces:
         assert piece in err
     assert str(folder) in err
-    assert_nothing_recorded(store, f"data-{protocol}")
+    assert_failed_with(store, experiment, pieces[0])
 
 
 # --------------------------------------------------------------------------- #
