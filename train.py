@@ -16,4 +16,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    app.one_line_hydra_errors()  # a typo or a value of the wrong type: one line, exit 1
     main()

@@ -23,6 +23,8 @@ traceback in the artifact ``error.txt``); the process can start the next run.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib.metadata
 import inspect
 import logging
@@ -41,14 +43,16 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from . import claims
 from . import config as _config  # noqa: F401  (registers the schema with Hydra's ConfigStore)
 from .data import BUILTIN, SPLITS, UNSEEN_POLICIES, DataError, resolve_dataset_path
 from .calibration_metrics import calibration_metrics, reliability_diagram
 from .experiment import PROTOCOL_LOSS, PROTOCOLS, STRATEGIES, RunSpec, evaluation_tasks, run, save_checkpoint
 from .losses import CALIBRATIONS
 from .models import MODELS, available_models, build_model
+from .safe_load import UnsafeFileError, load_plain
 from .schema import RANK_METRICS, flat_metrics, with_grouped
-from .tracking import REPO_ROOT, MlflowTracker, NullTracker, Tracker, TrackingUnreachableError
+from .tracking import REPO_ROOT, MlflowTracker, NullTracker, Tracker, TrackingError, TrackingUnreachableError
 from .tracking import config_hash as _hash_params
 from .training import NonFiniteLoss, resolve_device
 
@@ -82,6 +86,14 @@ VERSIONED_PACKAGES = ("kdkge", "torch", "numpy", "hydra-core", "omegaconf", "mlf
 
 class ConfigError(ValueError):
     """A config value that cannot run; the message is one line naming the key and a fix."""
+
+
+#: ``threads`` above this multiple of the machine's CPUs is refused (torch crashes on absurd values).
+MAX_THREADS_PER_CPU = 4
+
+
+def _cpu_count() -> int:
+    return os.cpu_count() or 1
 
 
 # --------------------------------------------------------------------------- #
@@ -193,6 +205,18 @@ def validate(cfg: DictConfig) -> tuple[RunSpec, int]:
         raise ConfigError(f"dataset.unseen={spec.unseen!r} is not a policy: use one of {', '.join(UNSEEN_POLICIES)}")
     if cfg.threads is not None and cfg.threads < 1:
         raise ConfigError(f"threads={cfg.threads} must be a positive integer (or null for torch's default)")
+    if cfg.threads is not None and cfg.threads > MAX_THREADS_PER_CPU * _cpu_count():
+        raise ConfigError(f"threads={cfg.threads} is more than {MAX_THREADS_PER_CPU}× the {_cpu_count()} CPUs of this machine: "
+                          f"use at most threads={_cpu_count()} (or threads=null for torch's default)")
+    if cfg.checkpoint_every < 0:
+        raise ConfigError(f"checkpoint_every={cfg.checkpoint_every} must be >= 0 (training state every N epochs; 0 = never)")
+    if cfg.tracking.enabled:
+        from .tracking import check_uri_scheme
+
+        try:
+            check_uri_scheme(cfg.tracking.uri or None, key="tracking.uri" if cfg.tracking.uri else "MLFLOW_TRACKING_URI")
+        except TrackingError as exc:
+            raise ConfigError(str(exc)) from None
     if cfg.eval_every < 0:
         raise ConfigError(f"eval_every={cfg.eval_every} must be >= 0 (0 = evaluate only at the end)")
     if cfg.patience < 0:
@@ -209,7 +233,8 @@ def validate(cfg: DictConfig) -> tuple[RunSpec, int]:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     try:
-        tiny = build_model(spec.model, 2, 2, spec.dim, **spec.model_options)  # cheap: 2 entities, 2 relations
+        with torch.device("meta"):  # shapes only: 2 entities, 2 relations, nothing allocated (dim may be huge)
+            tiny = build_model(spec.model, 2, 2, spec.dim, **spec.model_options)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"model {spec.model} with {spec.model_options}: {exc}") from None
     try:
@@ -236,10 +261,38 @@ def _has_a_triple(path: Path) -> bool:
 # --------------------------------------------------------------------------- #
 
 
+def dataset_identity(cfg: DictConfig) -> tuple[str, str, bool]:
+    """``(source folder, fingerprint, custom)`` of the config's dataset.
+
+    ``fingerprint`` is :func:`kdkge.fingerprint.dataset_fingerprint` of the split files.  ``custom``
+    is True for a folder given by ``dataset.path`` whose files are not those of the built-in dataset
+    of the same name (a folder ``umls`` holding other triples is custom); only custom datasets put
+    their fingerprint into the config hash, so built-in runs keep the hashes they were recorded with.
+    """
+    from .fingerprint import dataset_fingerprint
+
+    location = dataset_location(cfg)
+    folder = resolve_dataset_path(location)
+    for split in SPLITS:
+        if not (folder / f"{split}.txt").is_file():
+            raise DataError(f"missing split file {folder / f'{split}.txt'}: a dataset folder needs train.txt, valid.txt and test.txt")
+    fingerprint = dataset_fingerprint(folder)
+    if not cfg.dataset.path:
+        return str(folder), fingerprint, False
+    name = dataset_name(cfg)
+    builtin = name in BUILTIN and dataset_fingerprint(resolve_dataset_path(name)) == fingerprint
+    return str(folder), fingerprint, not builtin
+
+
 def semantic_config(cfg: DictConfig) -> dict:
-    """The resolved config without :data:`NON_SEMANTIC_KEYS`; ``dataset.name`` filled in."""
+    """The resolved config without :data:`NON_SEMANTIC_KEYS`; ``dataset.name`` filled in, and
+    ``dataset.fingerprint`` (SHA-256 of the split files) for a custom dataset (:func:`dataset_identity`)."""
     data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     data.setdefault("dataset", {})["name"] = dataset_name(cfg)
+    if cfg.dataset.path:  # built-in datasets (path null) keep their recorded hashes
+        _, fingerprint, custom = dataset_identity(cfg)
+        if custom:
+            data["dataset"]["fingerprint"] = fingerprint
     for dotted in NON_SEMANTIC_KEYS:
         *parents, leaf = dotted.split(".")
         node = data
@@ -279,7 +332,8 @@ def config_hash(cfg: DictConfig) -> str:
     key-sorted config, values as strings) of :func:`semantic_config`: the resolved config minus
     :data:`NON_SEMANTIC_KEYS` (dataset path, device, threads, eval_every, checkpoint, force,
     progress, tracking.*, sweep_id), with ``dataset.name`` set to the effective name (the folder's
-    name for ``dataset=custom``).  Consequences: ``calibration=ls_0.1`` and
+    name for ``dataset=custom``) and, for a custom dataset, ``dataset.fingerprint``: the SHA-256 of
+    its split files (the data, not the path, identifies the run).  Consequences: ``calibration=ls_0.1`` and
     ``calibration=ls calibration.alpha=0.1`` hash equal; ``lr=0.01`` and ``lr=1e-2`` hash equal;
     the same run on cpu and cuda hashes equal.
     """
@@ -344,6 +398,7 @@ def hydra_overrides() -> str:
 def run_tags(cfg: DictConfig, spec: RunSpec, stored_dim: int, digest: str, overrides: str) -> dict[str, str]:
     """Tags of :data:`kdkge.schema.RUN_TAGS` plus ``version.*``, ``git_dirty`` and ``device``."""
     commit = _git("rev-parse", "HEAD")
+    source, fingerprint, _ = dataset_identity(cfg)
     dirty = _git("status", "--porcelain", "--untracked-files=no")
     tags = {
         "model": spec.model,
@@ -364,6 +419,8 @@ def run_tags(cfg: DictConfig, spec: RunSpec, stored_dim: int, digest: str, overr
         "git_dirty": "unknown" if dirty is None else str(bool(dirty)).lower(),
         "overrides": overrides,
         "device": str(resolve_device(str(cfg.device))),
+        "dataset_source": source,
+        "dataset_fingerprint": fingerprint,
         "host": platform.node(),
         "pid": str(os.getpid()),
     }
@@ -527,6 +584,13 @@ def train(cfg: DictConfig, *, overrides: str | None = None, tracker: Tracker | N
     run's tags (e.g. an Optuna study name); ``on_eval(epoch, flat_metrics)`` is called after every
     evaluation (every ``eval_every`` epochs and at the end) — an exception it raises (e.g.
     ``optuna.TrialPruned``) ends the run as FAILED with that error.
+
+    Order: :func:`validate` (nothing is recorded for a value that cannot run); take the claim of
+    (store, config hash) (:mod:`kdkge.claims`; held by another process: skip, returning
+    ``{CLAIMED_ELSEWHERE: 1.0}``); skip a FINISHED run; check that training states can be written;
+    start the MLflow run; :func:`kdkge.experiment.run` loads the data and checks negatives and memory
+    (:func:`kdkge.experiment.check_resources`) before it builds the model — such an error ends the
+    MLflow run FAILED with the message (tag ``error``), as a malformed data file does.
     """
     spec, stored_dim = validate(cfg)
     if cfg.threads:
@@ -534,8 +598,48 @@ def train(cfg: DictConfig, *, overrides: str | None = None, tracker: Tracker | N
     digest = config_hash(cfg)
     tracker = tracker if tracker is not None else make_tracker(cfg)
     name = cfg.tracking.run_name or default_run_name(cfg)
+    with claims.claimed(store_key(tracker), digest) if isinstance(tracker, MlflowTracker) else contextlib.nullcontext() as claim:
+        if claim is not None and not claim.held:
+            print(f"skip {name}: another process is training config hash {digest[:12]} for this store: {claim.describe_holder()}")
+            return {CLAIMED_ELSEWHERE: 1.0}
+        return _train_claimed(cfg, spec, stored_dim, digest, tracker, name, overrides, tags, on_eval)
 
-    if not cfg.force:
+
+#: Key of the metrics :func:`train` returns for a run it skipped because another process holds its claim.
+CLAIMED_ELSEWHERE = "claimed_elsewhere"
+
+
+def job_value(metrics: Mapping[str, float] | None) -> float | None:
+    """What a Hydra job returns for a run: its test MRR; NaN if another process trains it; None if it failed."""
+    if not metrics:
+        return None
+    if metrics.get(CLAIMED_ELSEWHERE):
+        return math.nan
+    return metrics.get("test_mrr")
+
+
+def store_key(tracker: Tracker) -> str:
+    """Where a tracker records: ``<tracking URI>#<experiment>`` (claims and training states are per store)."""
+    if isinstance(tracker, MlflowTracker):
+        return f"{tracker.tracking_uri}#{tracker.experiment_name}"
+    return "untracked"
+
+
+def check_state_dir(folder: Path) -> None:
+    """Fail before training if training states cannot be written to ``folder`` (one line, with the fixes)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"training states cannot be written to {folder} ({exc.strerror or exc}): make the folder writable, point "
+            "KDKGE_STATE_DIR at a writable folder, or set checkpoint_every=0 to train without resumable training states"
+        ) from None
+
+
+def _train_claimed(cfg, spec, stored_dim, digest, tracker, name, overrides, tags, on_eval) -> dict[str, float]:
+    if not cfg.force:  # checked while holding the claim: a run finished by another process is seen here
         done = tracker.finished_run_with_hash(digest) if hasattr(tracker, "finished_run_with_hash") else None
         if done:
             metrics = _finished_metrics(tracker, done)
@@ -545,10 +649,12 @@ def train(cfg: DictConfig, *, overrides: str | None = None, tracker: Tracker | N
             print("\n".join(ui_hint(tracker, done)))
             return metrics
 
+    if cfg.checkpoint_every:
+        check_state_dir(training_state_dir())
     if hasattr(tracker, "close_orphans"):
         for orphan in tracker.close_orphans(digest):
             print(f"marked run {orphan} KILLED: its process died before it ended (config hash {digest[:12]})")
-    state_path = training_state_path(digest) if cfg.checkpoint_every else None
+    state_path = training_state_path(digest, store_key(tracker)) if cfg.checkpoint_every else None
     resumed_from = _resumable_epoch(state_path) if cfg.resume else None
     if state_path is not None and not cfg.resume:
         state_path.unlink(missing_ok=True)
@@ -655,16 +761,37 @@ def _log_and_close(tracker: Tracker, fig, filename: str) -> None:
 TRAINING_STATE_DIR = REPO_ROOT / ".cache" / "training-state"
 
 
-def training_state_path(digest: str) -> Path:
-    """Where a run of this config hash keeps its resumable training state (gitignored)."""
-    return TRAINING_STATE_DIR / f"{digest}.pt"
+def training_state_dir() -> Path:
+    """``$KDKGE_STATE_DIR``, else ``<repo>/.cache/training-state`` (gitignored)."""
+    return Path(os.environ.get("KDKGE_STATE_DIR") or TRAINING_STATE_DIR)
+
+
+def training_state_path(digest: str, store: str = "untracked") -> Path:
+    """Where a run of this config hash for this store (:func:`store_key`) keeps its resumable training state.
+
+    ``<config hash>-<12 hex digits of the store>.pt``: two stores never share (or delete) one
+    state.  A state of the layout before stores were part of the name (``<config hash>.pt``) is
+    adopted by the next run of that hash.
+    """
+    folder = training_state_dir()
+    path = folder / f"{digest}-{hashlib.sha256(store.encode()).hexdigest()[:12]}.pt"
+    legacy = folder / f"{digest}.pt"
+    if not path.exists() and legacy.is_file():
+        with contextlib.suppress(OSError):
+            legacy.replace(path)
+    return path
 
 
 def _resumable_epoch(path: Path | None) -> int | None:
+    """The epoch a training state was saved at, or None.  Loaded with ``weights_only=True``: a file
+    whose pickle would run code is refused (:class:`~kdkge.safe_load.UnsafeFileError`, kept for
+    inspection), an unreadable one is dropped with a warning."""
     if path is None or not path.is_file():
         return None
     try:
-        return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
+        return int(load_plain(path, "training state")["epoch"])
+    except UnsafeFileError as exc:
+        raise UnsafeFileError(f"{exc} (or set resume=false, which deletes it)") from None
     except Exception as exc:  # a truncated file cannot happen (atomic writes), but never crash on it
         log.warning("ignoring unreadable training state %s: %s", path, exc)
         path.unlink(missing_ok=True)
@@ -702,7 +829,9 @@ def train_group(cfgs: Sequence[DictConfig], *, overrides: Sequence[str] | None =
     ``stack_size`` and ``stack_id``; ``wall_time_s`` and ``epochs_per_s`` are the group's.
     Results are identical to training each configuration alone with :func:`train`.
     A configuration with a FINISHED run of the same config hash is skipped (unless
-    ``force=true``), the rest are stacked; with one left it is simply :func:`train`.
+    ``force=true``), and so is one whose claim another process holds (:mod:`kdkge.claims`; its
+    metrics are then ``{CLAIMED_ELSEWHERE: 1.0}``); the rest are stacked; with one left it is
+    simply :func:`train`.
     Returns each configuration's metrics in the order given.  An error fails every run of the
     group (FAILED, or KILLED on Ctrl-C) and is raised.
     """
@@ -724,25 +853,34 @@ def train_group(cfgs: Sequence[DictConfig], *, overrides: Sequence[str] | None =
     digests = [config_hash(c) for c in cfgs]
     names = [c.tracking.run_name or default_run_name(c) for c in cfgs]
     results: list[dict[str, float] | None] = [None] * n
+    if len(set(digests)) < n:
+        twice = next(names[i] for i in range(n) if digests[i] in digests[:i])
+        raise ConfigError(f"train_group: {twice} is listed twice (same config hash)")
     todo = []
-    for i, cfg in enumerate(cfgs):
-        done = None if cfg.force else getattr(trackers[i], "finished_run_with_hash", lambda _: None)(digests[i])
-        if done:
-            results[i] = _finished_metrics(trackers[i], done)
-            print(f"skip {names[i]}: MLflow already holds FINISHED run {done} with config hash {digests[i][:12]} (force=true re-runs)")
-        elif digests[i] in {digests[j] for j in todo}:
-            raise ConfigError(f"train_group: {names[i]} is listed twice (same config hash)")
-        else:
-            todo.append(i)
-    if len(todo) == 1:
+    with contextlib.ExitStack() as held:  # the claims of the configurations this process trains
+        for i, cfg in enumerate(cfgs):
+            if isinstance(trackers[i], MlflowTracker):
+                claim = held.enter_context(claims.claimed(store_key(trackers[i]), digests[i]))
+                if not claim.held:
+                    print(f"skip {names[i]}: another process is training config hash {digests[i][:12]} for this store: "
+                          f"{claim.describe_holder()}")
+                    results[i] = {CLAIMED_ELSEWHERE: 1.0}
+                    continue
+            done = None if cfg.force else getattr(trackers[i], "finished_run_with_hash", lambda _: None)(digests[i])
+            if done:
+                results[i] = _finished_metrics(trackers[i], done)
+                print(f"skip {names[i]}: MLflow already holds FINISHED run {done} with config hash {digests[i][:12]} (force=true re-runs)")
+            else:
+                todo.append(i)
+        if len(todo) > 1:
+            for i, metrics in zip(todo, _train_stacked([cfgs[i] for i in todo], [specs[i] for i in todo],
+                                                       [checked[i][1] for i in todo], [digests[i] for i in todo],
+                                                       [names[i] for i in todo], [overrides[i] for i in todo],
+                                                       [trackers[i] for i in todo])):
+                results[i] = metrics
+    if len(todo) == 1:  # claims released: train() takes its own
         i = todo[0]
         results[i] = train(cfgs[i], overrides=overrides[i], tracker=trackers[i])
-    if len(todo) > 1:
-        for i, metrics in zip(todo, _train_stacked([cfgs[i] for i in todo], [specs[i] for i in todo],
-                                                   [checked[i][1] for i in todo], [digests[i] for i in todo],
-                                                   [names[i] for i in todo], [overrides[i] for i in todo],
-                                                   [trackers[i] for i in todo])):
-            results[i] = metrics
     return results  # type: ignore[return-value]
 
 
@@ -800,7 +938,7 @@ def _train_stacked(cfgs, specs, stored_dims, digests, names, overrides, trackers
 # --------------------------------------------------------------------------- #
 
 #: Errors reported as one line (``error: ...``, exit status 2) instead of a traceback.
-USER_ERRORS = (ValueError, TrackingUnreachableError, NonFiniteLoss)
+USER_ERRORS = (ValueError, TrackingError, NonFiniteLoss)
 
 
 def _multirun() -> bool:
@@ -823,6 +961,86 @@ def _chosen_sweep() -> str | None:
     except Exception:  # pragma: no cover
         pass
     return None
+
+
+def _one_line_hydra(exc: BaseException) -> str:
+    """Hydra's config error and its OmegaConf cause as one line, naming the key (``full_key``)."""
+    lines, key = [], None
+    for part in (exc, exc.__cause__):
+        if part is None:
+            continue
+        for line in str(part).splitlines():
+            line = line.strip()
+            if line.startswith("full_key:"):
+                key = line.split(":", 1)[1].strip() or key
+            elif line and not line.startswith(("object_type=", "reference_type=")):
+                lines.append(line.removeprefix("error: ").rstrip("."))
+    text = "; ".join(dict.fromkeys(lines)) or type(exc).__name__
+    return text + (f" (key: {key})" if key and f"'{key}'" not in text else "")
+
+
+def one_line_hydra_errors() -> None:
+    """Make Hydra's own errors about the command line (a key that does not exist, a value of the
+    wrong type such as ``seed=1e20``, an unknown group option) one line, ``error: ...`` with exit
+    status 1, instead of Hydra's multi-line report.  ``HYDRA_FULL_ERROR=1`` keeps Hydra's behaviour.
+
+    Hydra has no hook for this: ``hydra._internal.utils.run_and_report`` (hydra-core 1.3.8, pinned)
+    is wrapped so that :class:`hydra.errors.CompactHydraException` never reaches it.
+    """
+    import hydra._internal.utils as hydra_utils
+    from hydra.errors import CompactHydraException
+
+    original = hydra_utils.run_and_report
+    if getattr(original, "kdkge_one_line", False):
+        return
+
+    def run_and_report(func):
+        def guarded():
+            try:
+                return func()
+            except CompactHydraException as exc:
+                if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                    raise
+                print(f"error: {_one_line_hydra(exc)}", file=sys.stderr)
+                sys.exit(1)
+
+        return original(guarded)
+
+    run_and_report.kdkge_one_line = True
+    hydra_utils.run_and_report = run_and_report
+
+
+def _check_writable_folder(target: Path, key: str) -> None:
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(f"{existing} is a file")
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".kdkge-probe-"))
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        print(f"error: Hydra's output folder {target} cannot be created ({reason}: {existing}): make it writable, "
+              f"or choose another folder with {key}=<writable folder>", file=sys.stderr)
+        sys.exit(2)
+
+
+try:
+    from hydra.experimental.callback import Callback as _HydraCallback
+except ImportError:  # pragma: no cover
+    _HydraCallback = object
+
+
+class OutputDirCheck(_HydraCallback):
+    """Hydra callback (``conf/train.yaml``: ``hydra.callbacks``): before Hydra creates its output
+    folder (``outputs/<date>/<time>``, or ``multirun/...`` under ``-m``), check that it can be
+    written, so a read-only folder is one line ``error: ...`` (exit 2) instead of a traceback."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _check_writable_folder(Path(str(config.hydra.run.dir)).expanduser().absolute(), "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _check_writable_folder(Path(str(config.hydra.sweep.dir)).expanduser().absolute(), "hydra.sweep.dir")
 
 
 def _terminate_like_ctrl_c() -> None:
@@ -877,4 +1095,4 @@ def main(cfg: DictConfig) -> float | list[float | None] | None:
     except KeyboardInterrupt:
         print("interrupted: the MLflow run (if started) is marked KILLED", file=sys.stderr)
         sys.exit(130)
-    return metrics.get("test_mrr")
+    return job_value(metrics)

@@ -87,30 +87,60 @@ class KnowledgeGraph:
         return self.relations.index(name)
 
 
+#: Words of a header line (``head relation tail``, ``subject predicate object``, ...): a split file
+#: holds triples only, and a header would silently become a triple.
+HEADER_WORDS = (
+    {"head", "subject", "source", "src", "from", "h", "s"},
+    {"relation", "predicate", "rel", "relation_type", "edge", "r", "p"},
+    {"tail", "object", "target", "dst", "to", "t", "o"},
+)
+
+
+def _is_header(parts: list[str]) -> bool:
+    """Whether three fields read as column names (at least two of them full words, not single letters)."""
+    words = [p.lower().lstrip("#").strip() for p in parts]
+    return all(w in vocabulary for w, vocabulary in zip(words, HEADER_WORDS)) and sum(len(w) > 1 for w in words) >= 2
+
+
 def read_triples(path: Path) -> list[tuple[str, str, str]]:
     """Read ``head<TAB>relation<TAB>tail`` lines, streaming (large files never sit in memory twice).
 
-    Blank lines and surrounding whitespace are tolerated; a line with another column count or an
-    empty field raises :class:`DataError` naming ``file:line``.
+    Blank lines and surrounding whitespace are tolerated, and so is a UTF-8 byte-order mark at the
+    start of the file (stripped).  :class:`DataError` naming ``file:line`` (and a fix) for: another
+    column count, an empty field, a NUL byte, a header line (``head relation tail``; it would be read
+    as a triple), and a relation whose name ends in :data:`RECIPROCAL_SUFFIX` (``r^-1`` names the
+    reciprocal of ``r``, which kdkge adds itself).
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"missing split file {path}: a dataset folder needs train.txt, valid.txt and test.txt")
     triples = []
     try:
-        with path.open(encoding="utf-8") as handle:
+        with path.open(encoding="utf-8-sig") as handle:  # -sig: a leading byte-order mark is dropped
             for lineno, line in enumerate(handle, start=1):
+                if "\x00" in line:
+                    raise DataError(f"{path}:{lineno}: NUL byte in the line: the file is binary, truncated or UTF-16, "
+                                    "not UTF-8 text; re-encode it as UTF-8 (iconv -f UTF-16 -t UTF-8)")
                 line = line.strip()
                 if not line:
                     continue
                 parts = [p.strip() for p in line.split("\t")]
                 if len(parts) != 3:
+                    if _is_header(line.split()):
+                        raise DataError(f"{path}:{lineno}: header line {line!r}: split files hold triples only; delete the line")
                     raise DataError(
                         f"{path}:{lineno}: expected 3 tab-separated fields (head, relation, tail), "
                         f"found {len(parts)}"
                     )
                 if not all(parts):
                     raise DataError(f"{path}:{lineno}: empty field in {line!r}")
+                if parts[1].lower() in HEADER_WORDS[1] and _is_header(parts):  # cheap test first: millions of lines
+                    raise DataError(f"{path}:{lineno}: header line {line!r}: split files hold triples only; delete the line")
+                if parts[1].endswith(RECIPROCAL_SUFFIX):
+                    raise DataError(
+                        f"{path}:{lineno}: relation {parts[1]!r} ends in {RECIPROCAL_SUFFIX!r}, the name kdkge gives the "
+                        f"reciprocal of {parts[1][: -len(RECIPROCAL_SUFFIX)]!r}: the two would collide; rename the relation"
+                    )
                 # interned: a name that recurs on millions of lines is stored once
                 triples.append((sys.intern(parts[0]), sys.intern(parts[1]), sys.intern(parts[2])))
     except UnicodeDecodeError as err:
@@ -118,6 +148,19 @@ def read_triples(path: Path) -> list[tuple[str, str, str]]:
     if not triples:
         raise DataError(f"{path}: no triples (file is empty)")
     return triples
+
+
+def check_evaluable(folder: Path, raw: dict[str, list], train_entities: set, train_relations: set) -> None:
+    """A valid/test split none of whose triples can be ranked (every one uses an entity or relation
+    that never occurs in train) is an error, whatever the ``unseen`` policy: its metrics would be
+    empty, or the ranks of untrained embeddings."""
+    for split in ("valid", "test"):
+        triples = raw[split]
+        if triples and not any(h in train_entities and t in train_entities and r in train_relations for h, r, t in triples):
+            raise DataError(
+                f"{folder}/{split}.txt: all {len(triples)} triples of the {split} split use an entity or relation that "
+                "never occurs in train.txt, so none can be ranked: check that the three files belong to the same graph"
+            )
 
 
 def resolve_dataset_path(name_or_path: str | Path) -> Path:
@@ -162,6 +205,7 @@ def load_dataset(name_or_path: str | Path, unseen: str = "skip") -> KnowledgeGra
 
     train_entities = {e for h, _, t in raw["train"] for e in (h, t)}
     train_relations = {r for _, r, _ in raw["train"]}
+    check_evaluable(folder, raw, train_entities, train_relations)
     for split in ("valid", "test"):
         kept = [tr for tr in raw[split] if tr[0] in train_entities and tr[2] in train_entities and tr[1] in train_relations]
         dropped = len(raw[split]) - len(kept)

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import SPLITS, DataError, KnowledgeGraph, read_triples, resolve_dataset_path
+from .data import SPLITS, DataError, KnowledgeGraph, check_evaluable, read_triples, resolve_dataset_path
 
 #: The name the authors gave a reciprocal relation (we print ``r^-1``; only used while building).
 INVERSE_SUFFIX = "_inverse"
@@ -93,6 +93,7 @@ def load_dataset_2022(name_or_path: str | Path, noise_ratio: float = 0.0, seed: 
     """
     folder = resolve_dataset_path(name_or_path)
     raw = {split: read_triples(folder / f"{split}.txt") for split in SPLITS}
+    check_evaluable(folder, raw, {e for h, _, t in raw["train"] for e in (h, t)}, {r for _, r, _ in raw["train"]})
     if not raw["valid"]:
         raise DataError(f"{folder}/valid.txt is empty: protocol=paper_code builds the test reciprocals from the valid split")
     train2, valid2, test2 = frames_2022(raw["train"], raw["valid"], raw["test"])

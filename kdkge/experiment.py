@@ -15,6 +15,8 @@ Example (Table 2, DistMult on UMLS)::
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from .data_2022 import load_dataset_2022
 from .evaluation import RankingTask, evaluate_sorted_stacked, evaluate_stacked, paper_ranking_task, ranking_task
 from .losses import LOSS_CLASSES, build_loss
 from .models import available_models, build_model
+from .safe_load import load_plain
 from .training import make_optimizer, resolve_device, train_epochs
 
 SPLIT_NAMES = ("train", "valid", "test")
@@ -41,6 +44,11 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 PROTOCOLS = ("paper_code", "paper_text")
 #: The loss each protocol trains with unless ``loss`` is set.
 PROTOCOL_LOSS = {"paper_code": "softmax_ce", "paper_text": "bce"}
+#: Largest seed: ``np.random.RandomState`` (the authors' noise, :mod:`kdkge.data_2022`) takes 32-bit seeds.
+MAX_SEED = 2**32 - 1
+#: Negative sampling draws k tails uniformly from |E| entities (with replacement); k above this
+#: multiple of |E| only repeats them and is refused.
+MAX_NEGATIVES_PER_ENTITY = 10
 #: What a run description saved before a field existed meant (training states, checkpoints).
 LEGACY_SPEC = {"protocol": "paper_text", "loss": "bce", "dtype": "float32"}
 
@@ -79,15 +87,19 @@ class RunSpec:
         if not isinstance(self.dim, int) or isinstance(self.dim, bool) or self.dim <= 0:
             raise ValueError(f"dim={self.dim!r} must be a positive integer embedding size")
         try:
-            build_model(self.model, 2, 2, self.dim, **self.model_options)  # e.g. Kronecker models need a square d
+            with torch.device("meta"):  # shapes only: a huge dim must not allocate before the memory check
+                build_model(self.model, 2, 2, self.dim, **self.model_options)  # e.g. Kronecker models need a square d
         except TypeError as exc:
             raise ValueError(f"model {self.model} does not take the options {self.model_options}: {exc}") from None
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0 and not (name == "epochs" and value == 0):
                 raise ValueError(f"{name}={value!r} must be a positive integer")
-        if not self.lr > 0:
-            raise ValueError(f"lr={self.lr!r} must be positive")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr={self.lr!r} must be positive and finite (the Adam learning rate, e.g. lr=0.01)")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed={self.seed!r} must be an integer in [0, {MAX_SEED}] (numpy's RandomState, which draws "
+                             "protocol=paper_code's noise, takes 32-bit seeds)")
         if not 0.0 <= self.noise_ratio < 1.0:
             raise ValueError(f"noise_ratio={self.noise_ratio!r} must lie in [0, 1)")
         if self.protocol not in PROTOCOLS:
@@ -148,6 +160,98 @@ def prepare_data(spec: RunSpec) -> KnowledgeGraph:
     return add_noise(kg, spec.noise_ratio, seed=spec.seed) if spec.noise_ratio else kg
 
 
+def available_memory(device: torch.device) -> tuple[int, str] | None:
+    """Bytes this run may still allocate on ``device`` and where that number comes from (None: unknown).
+
+    CPU: ``MemAvailable`` of ``/proc/meminfo``, lowered to what a cgroup (container, SLURM job)
+    limit leaves; CUDA: ``torch.cuda.mem_get_info``.
+    """
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free), f"free memory of {device}"
+    try:
+        with open("/proc/meminfo") as handle:
+            info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in handle if line.split()[1:2]}
+    except (OSError, ValueError, IndexError):
+        return None
+    if "MemAvailable" not in info:
+        return None
+    available, source = info["MemAvailable"], "MemAvailable in /proc/meminfo"
+    try:
+        limit = open("/sys/fs/cgroup/memory.max").read().strip()
+        current = int(open("/sys/fs/cgroup/memory.current").read().strip())
+        if limit != "max" and int(limit) - current < available:
+            available, source = int(limit) - current, "the cgroup limit /sys/fs/cgroup/memory.max"
+    except (OSError, ValueError):
+        pass
+    return available, source
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:,.1f} GB" if n >= 1e8 else f"{n / 1e6:,.1f} MB"
+
+
+def memory_estimate(specs: list[RunSpec], kg: KnowledgeGraph, eval_batch_size: int = 4096) -> dict[str, int]:
+    """Rough peak bytes of a (stacked) run, from shapes only (the model is built on the meta device).
+
+    ``model``: weights, gradients and Adam's two moments, plus the kept best model (5 copies);
+    ``training``: the ``[K, batch, |E|]`` score matrix of 1vsAll/KvsAll with its loss terms and
+    gradient (4 copies) — or negative sampling's ``[K, batch, 1 + k]`` scores and gathered
+    ``[batch, K, 1 + k, w]`` tail vectors — plus the batch's ``[K, batch, d]`` query vectors and the
+    ``[|E|, K, d]`` tail vectors a Kronecker model expands (and their gradients); ``evaluation``: the ``[K, 4096, |E|]`` scores of a ranking batch
+    with their comparison masks.  Peak = model + the larger of training and evaluation.
+    """
+    base = specs[0]
+    k = len(specs)
+    with torch.device("meta"):
+        net = build_model(base.model, kg.num_entities, kg.num_relations, base.dim, stack=k, **base.model_options)
+    size = DTYPES[base.dtype].itemsize
+    params = sum(p.numel() for p in net.parameters())
+    points = 2 * len(kg.train) if kg.noise_after_reciprocals is None else 2 * len(kg.train) + len(kg.noise_after_reciprocals)
+    batch = min(base.batch_size, max(points, 1))
+    entities = kg.num_entities
+    expanded = 2 * entities * k * base.dim * size
+    queries_d = 4 * k * batch * base.dim * size  # the batch's d-wide query vectors (head ∘ relation, or their Kronecker product)
+    if base.strategy == "negsamp":
+        candidates = 1 + base.num_negatives
+        training = 4 * k * batch * candidates * size + 2 * batch * k * candidates * net.stored_width * size + queries_d
+    else:
+        training = 4 * k * batch * entities * size + expanded + queries_d
+    queries = min(eval_batch_size, 2 * max(len(kg.valid), len(kg.test), len(kg.train)))
+    evaluation = k * queries * entities * (size + 3) + expanded // 2
+    return {"model": 5 * params * size, "training": training, "evaluation": evaluation,
+            "total": 5 * params * size + max(training, evaluation), "parameters": params}
+
+
+def check_resources(specs: list[RunSpec], kg: KnowledgeGraph, device: torch.device | str = "cpu",
+                    eval_batch_size: int = 4096) -> None:
+    """Refuse, with a one-line ``ValueError``, a run that cannot fit: too many negatives for the
+    graph, or more memory than the device has (``KDKGE_MEMORY_CHECK=0`` skips the memory check)."""
+    base = specs[0]
+    if base.strategy == "negsamp" and base.num_negatives > MAX_NEGATIVES_PER_ENTITY * kg.num_entities:
+        raise ValueError(
+            f"strategy.num_negatives={base.num_negatives} is more than {MAX_NEGATIVES_PER_ENTITY}× the {kg.num_entities} "
+            f"entities of {kg.name}: negatives are drawn uniformly from the entities (with replacement), so beyond |E| they "
+            f"only repeat; use at most {kg.num_entities} (or strategy=1vsall, which scores all {kg.num_entities})"
+        )
+    if os.environ.get("KDKGE_MEMORY_CHECK", "1") == "0":
+        return
+    device = torch.device(device) if not isinstance(device, torch.device) else device
+    available = available_memory(device)
+    if available is None:
+        return
+    need = memory_estimate(specs, kg, eval_batch_size)
+    free, source = available
+    if need["total"] > free:
+        stack = f" × {len(specs)} stacked" if len(specs) > 1 else ""
+        raise ValueError(
+            f"model={base.model} dim={base.dim} on {kg.name} ({kg.num_entities:,} entities, batch_size={base.batch_size}{stack}) "
+            f"needs about {_gb(need['total'])} ({need['parameters']:,} parameters with gradients and Adam moments: "
+            f"{_gb(need['model'])}; score matrices: {_gb(max(need['training'], need['evaluation']))}) but "
+            f"{_gb(free)} are available ({source}): lower dim or batch_size (KDKGE_MEMORY_CHECK=0 skips this check)"
+        )
+
+
 def evaluation_tasks(kg: KnowledgeGraph, splits=SPLIT_NAMES) -> dict[str, RankingTask]:
     """Ranking tasks per split; ``train`` ranks the clean training triples (Table 2's "on training set")."""
     triples = {"train": kg.clean_train, "valid": kg.valid, "test": kg.test}
@@ -206,6 +310,8 @@ def run(
     ones (the paper's protocol).  ``patience = P > 0`` stops training after P evaluations without
     a better validation MRR (single configurations only: in a stack one configuration's stop
     would change the others' schedules).
+
+    Before the model is built, :func:`check_resources` refuses a run that cannot fit.
     """
     if not specs:
         return []
@@ -216,6 +322,7 @@ def run(
     base = specs[0]
     torch_device = resolve_device(device)
     kg = prepare_data(base)
+    check_resources(specs, kg, torch_device, eval_batch_size)  # before the model is built
     labels = training_labels(kg.training_triples(), base.strategy)
     model = build_model(base.model, kg.num_entities, kg.num_relations, base.dim, stack=len(specs), **base.model_options)
     model.options = dict(base.model_options)
@@ -268,7 +375,7 @@ def run(
     spec_dicts = [dataclasses.asdict(s) for s in specs]
     start_epoch, optimizer, generators = 0, None, None
     if resume and checkpoint is not None and Path(checkpoint).is_file():
-        state = torch.load(Path(checkpoint), map_location=torch_device, weights_only=False)
+        state = load_plain(checkpoint, "training state", map_location=torch_device)
         defaults = {**dataclasses.asdict(RunSpec()), **LEGACY_SPEC}  # what old states meant by missing fields
         if [{**defaults, **saved} for saved in state["specs"]] != spec_dicts:
             raise ValueError(f"checkpoint {checkpoint} belongs to other settings; delete it or set resume=false")
@@ -284,7 +391,7 @@ def run(
     def save_training_state(epoch, optimizer_, generators_):
         path = Path(checkpoint)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
+        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")  # per process: two writers never share a temp file
         torch.save(
             {
                 "specs": spec_dicts, "epoch": epoch, "model": model.state_dict(),
@@ -405,7 +512,7 @@ class TrainedModel:
 
 
 def load_checkpoint(path: str | Path, device: str = "cpu") -> TrainedModel:
-    payload = torch.load(Path(path), map_location="cpu", weights_only=False)
+    payload = load_plain(path, "checkpoint")  # weights_only=True: a file never runs code (kdkge.safe_load)
     spec = RunSpec(**{**LEGACY_SPEC, **payload["spec"]})
     num_relations = payload.get("num_relations", 2 * len(payload["relations"]))
     model = build_model(spec.model, len(payload["entities"]), num_relations, spec.dim, **spec.model_options)

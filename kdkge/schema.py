@@ -19,6 +19,8 @@ RANK_METRICS = ("mrr", "hits_1", "hits_3", "hits_10")
 RUN_TAGS = {
     "model": "registered model name: distmult | kd_rel_distmult | kd_distmult | ...",
     "dataset": "dataset name (umls, kinship, nations, or the custom folder's name)",
+    "dataset_source": "absolute folder the split files were read from",
+    "dataset_fingerprint": "SHA-256 over the SHA-256 of train.txt, valid.txt, test.txt (in the config hash for custom datasets)",
     "calibration": "none | ls | lr",
     "alpha": "α of ls/lr as a string ('' for none)",
     "noise_ratio": "fraction of noisy training triples added (Sec. 6.3), e.g. '0.0' or '0.1'",

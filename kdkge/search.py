@@ -224,6 +224,9 @@ def make_objective(space: Mapping[str, Any], extra_overrides: Sequence[str] = ()
             if run_id:
                 trial.set_user_attr("mlflow_run_id", run_id)
             raise
+        if metrics.get(app.CLAIMED_ELSEWHERE):  # another process trains this configuration right now (kdkge.claims)
+            raise SearchSpaceError("another process is training this configuration for the same store; the trial fails "
+                                   "(re-run the search later to reuse its result)")
         run_id = _tag_run(cfg, study_name, trial.number, "COMPLETE")
         if run_id is None:  # a FINISHED run of the same config was reused (or tracking is off)
             tracker = app.make_tracker(cfg)
@@ -291,9 +294,15 @@ def _close_parent(parent, space: Mapping[str, Any], study, status: str) -> None:
 def search(space_file: str | Path, trials: int, *, storage: str | None = None, timeout: float | None = None,
            overrides: Sequence[str] = ()):
     """Add ``trials`` trials to the study of ``space_file`` (created or resumed); return the study."""
+    import math
+
     import optuna
     from hydra import initialize_config_dir
 
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise SearchSpaceError(f"--trials={trials} must be a positive integer (the number of trials to add to the study)")
+    if timeout is not None and not (timeout > 0 and math.isfinite(timeout)):
+        raise SearchSpaceError(f"--timeout={timeout} must be a positive number of seconds (or left out: no time limit)")
     space = load_space(space_file)
     study = open_study(space, storage)
     before = len(study.trials)

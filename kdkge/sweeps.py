@@ -42,6 +42,7 @@ import copy
 import hashlib
 import itertools
 import json
+import math
 import logging
 import os
 import time
@@ -461,7 +462,7 @@ def run_stacked_job(cfg: DictConfig) -> list[float | None]:
     cfgs = compose_members(members)
     print(f"stacked job: {len(cfgs)} configurations trained as one batched model")
     results = app.train_group(cfgs, overrides=[" ".join(m) for m in members])
-    return [r.get("test_mrr") if r else None for r in results]
+    return [app.job_value(r) for r in results]
 
 
 # --------------------------------------------------------------------------- #
@@ -817,6 +818,12 @@ class KdkgeSweeperBase(Sweeper):
             unit = unit_of.get(r.index)
             mlflow_run = found.get(r.tracking, {}).get(r.digest) if r.tracking else None
             result = unit.result if unit else None
+            if result is not None and result.status != JobStatus.FAILED:
+                value = result._return_value
+                value = value[unit.members.index(r.index)] if isinstance(value, list) else value
+                if isinstance(value, float) and math.isnan(value):  # kdkge.app.job_value: claimed by another process
+                    r.status, r.reason = "skipped", "being trained by another process (its claim was held)"
+                    continue
             if mlflow_run is not None:
                 r.run_id = mlflow_run.info.run_id
                 if mlflow_run.info.status == "FINISHED":

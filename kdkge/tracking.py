@@ -43,7 +43,11 @@ __all__ = [
     "MlflowTracker",
     "NullTracker",
     "Tracker",
+    "TrackingError",
+    "TrackingStoreError",
     "TrackingUnreachableError",
+    "check_mlflow_server",
+    "check_uri_scheme",
     "check_reachable",
     "config_hash",
     "default_tracking_uri",
@@ -76,15 +80,63 @@ _MAX_METRICS_PER_BATCH = 1000
 #: ``custom_model_development`` is the classic view (runs table, charts, params, metrics).
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 
-# How long a write to a SQLite store is retried while the database is locked
-# by another writer (on top of SQLite's own busy timeout, 20 s in MLflow).
+# How long a write to a SQLite store is retried while the database is locked by another writer
+# (``$KDKGE_STORE_LOCK_TIMEOUT`` seconds overrides it; SQLite's own busy timeout, 20 s in MLflow,
+# is lowered to it when it is shorter).
 _LOCK_RETRY_SECONDS = 120.0
+
+#: Tracking URI schemes kdkge works with: a SQLite file, an MLflow server, or the SQL databases
+#: MLflow supports as a backend.  (MLflow's ``file:`` store and anything else are refused.)
+SUPPORTED_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks")
+
+
+def lock_timeout() -> float:
+    """Seconds a write waits for a locked SQLite store: ``$KDKGE_STORE_LOCK_TIMEOUT`` or 120."""
+    text = os.environ.get("KDKGE_STORE_LOCK_TIMEOUT")
+    if not text:
+        return _LOCK_RETRY_SECONDS
+    try:
+        value = float(text)
+    except ValueError:
+        raise TrackingError(f"KDKGE_STORE_LOCK_TIMEOUT={text!r} must be a number of seconds (default 120)") from None
+    if not value >= 0:
+        raise TrackingError(f"KDKGE_STORE_LOCK_TIMEOUT={text!r} must be >= 0 seconds (default 120)")
+    return value
 
 _T = TypeVar("_T")
 
 
-class TrackingUnreachableError(RuntimeError):
+class TrackingError(RuntimeError):
+    """A tracking store that cannot be used; the message is one line saying what, where and how to fix it."""
+
+
+class TrackingUnreachableError(TrackingError):
     """The configured MLflow tracking server does not answer."""
+
+
+class TrackingStoreError(TrackingError):
+    """A store that is corrupt, unwritable, locked for too long, not MLflow, or of an unsupported scheme."""
+
+
+def _first_line(exc: BaseException) -> str:
+    """The gist of an exception: SQLAlchemy's wrapped DBAPI message, else its first line."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    return (text.splitlines() or [type(exc).__name__])[0].strip()
+
+
+def check_uri_scheme(uri: str | None = None, key: str = "tracking.uri") -> str:
+    """Raise :class:`TrackingStoreError` if ``uri`` (or the default) has a scheme kdkge does not support."""
+    uri = uri or default_tracking_uri()
+    scheme = uri.split(":", 1)[0].lower() if ":" in uri else ""
+    base = scheme.split("+", 1)[0]  # postgresql+psycopg2://
+    if base not in SUPPORTED_SCHEMES or (base == "sqlite" and not uri.startswith("sqlite:///")):
+        what = f"the scheme {scheme}:" if scheme else "a path without a scheme"
+        raise TrackingStoreError(
+            f"{key}={uri!r}: {what} is not a supported tracking store: use sqlite:///<folder>/mlflow.db (a local store) or "
+            "http(s)://<host>:<port> (an MLflow server)"
+        )
+    return uri
 
 
 # --------------------------------------------------------------------------- #
@@ -175,22 +227,92 @@ def ensure_store(uri: str | None = None) -> str:
     the installed MLflow's, switches the database to WAL journalling (readers
     no longer block writers) and creates MLflow's ``Default`` experiment.
     Creation is serialised with a file lock on the database's directory, so
-    concurrent calls are safe too, and it is done once per process.  Non-SQLite
-    URIs are returned unchanged (an ``http(s)`` server is checked with
-    :func:`check_reachable`).
+    concurrent calls are safe too, and it is done once per process; files left by
+    a creation that was killed (``<db>.creating-<pid>`` and its journals) are
+    removed.  Non-SQLite URIs are returned unchanged (an ``http(s)`` server is
+    checked with :func:`check_reachable` and :func:`check_mlflow_server`).
+
+    Every failure is a one-line :class:`TrackingError`: an unsupported scheme
+    (``file:``, ``ftp:``, a bare path), a store that is not a SQLite database, a
+    folder that cannot be written, a store locked for longer than
+    :func:`lock_timeout`, a server that does not answer or is not MLflow.
     """
     uri = resolve_tracking_uri(uri)
-    if _is_http(uri):
+    check_uri_scheme(uri, key="tracking URI")
+    if _is_http(uri) and uri not in _READY_STORES:
         check_reachable(uri)
+        check_mlflow_server(uri)
+        _READY_STORES.add(uri)
     if not _is_sqlite(uri) or uri in _READY_STORES:
         return uri
+    path = _sqlite_path(uri)
+    try:
+        _retry_locked(_ensure_sqlite_store, uri, path, store=str(path))  # idempotent: safe to retry while locked
+    except TrackingError:
+        raise
+    except Exception as exc:
+        raise _store_error(path, exc) from None
+    _READY_STORES.add(uri)
+    return uri
 
+
+def _store_error(path: Path, exc: BaseException) -> TrackingStoreError:
+    """One line for a store that cannot be opened, created or written."""
+    reason = _first_line(exc)
+    low = reason.lower()
+    if isinstance(exc, OSError) or "unable to open" in low or "readonly" in low or "read-only" in low:
+        return TrackingStoreError(
+            f"MLflow store {path} cannot be created or written ({reason}): make {path.parent} writable, or set "
+            "tracking.uri / MLFLOW_TRACKING_URI to a writable place (e.g. sqlite:///$HOME/mlflow.db)"
+        )
+    if "not a database" in low or "malformed" in low or "no such table" in low or "file is encrypted" in low:
+        return TrackingStoreError(
+            f"MLflow store {path} is not a readable MLflow SQLite database ({reason}): move it aside "
+            f"(mv {path} {path}.broken) to start a new store, or set tracking.uri to another one"
+        )
+    return TrackingStoreError(f"MLflow store {path} cannot be used ({type(exc).__name__}: {reason}); "
+                              "check the file, or set tracking.uri to another store")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_abandoned_creations(path: Path) -> list[Path]:
+    """Delete what a process killed while creating the store left: ``<db>.creating-<pid>`` and its
+    ``-journal``/``-wal``/``-shm`` files, for pids that no longer run.  Called under the
+    directory lock, so no live creation can be in progress; the live store's own journal (needed
+    to roll back an interrupted write) is never touched."""
+    removed = []
+    for leftover in sorted(path.parent.glob(f"{path.name}.creating-*")):
+        match = re.fullmatch(re.escape(path.name) + r"\.creating-(\d+)(-journal|-wal|-shm)?", leftover.name)
+        pid = int(match.group(1)) if match else 0
+        if not match or (pid != os.getpid() and _pid_alive(pid)):  # our own pid: an earlier failed attempt of ours
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            leftover.unlink()
+            removed.append(leftover)
+    if removed:
+        logger.warning("removed %d file(s) of an interrupted store creation: %s", len(removed), ", ".join(p.name for p in removed))
+    return removed
+
+
+def _ensure_sqlite_store(uri: str, path: Path) -> None:
     from mlflow.store.db import utils as db_utils
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-    path = _sqlite_path(uri)
+    _limit_sqlite_busy_timeout()
+    if path.is_dir():
+        raise TrackingStoreError(f"MLflow store {path} is a folder, not a SQLite file: set tracking.uri=sqlite:///{path}/mlflow.db")
     path.parent.mkdir(parents=True, exist_ok=True)
     with _directory_lock(path.parent):
+        _remove_abandoned_creations(path)
         # A new store is built under a temporary name and renamed into place, so a process
         # killed halfway through MLflow's migrations never leaves a half-created store behind.
         fresh = not path.exists()
@@ -214,8 +336,70 @@ def ensure_store(uri: str | None = None) -> str:
         store._dispose_engine()
         if fresh:
             os.replace(target, path)
-    _READY_STORES.add(uri)
-    return uri
+            for suffix in ("-journal", "-wal", "-shm"):  # WAL files of the temporary name (the data is in the file)
+                with contextlib.suppress(FileNotFoundError):
+                    Path(f"{target}{suffix}").unlink()
+
+
+def check_mlflow_server(uri: str, timeout: float = 5) -> None:
+    """Fail with one line if the ``http(s)`` server at ``uri`` answers but is not an MLflow tracking server.
+
+    Asks MLflow's REST API for the experiment ``Default``: an MLflow server answers JSON (the
+    experiment, or an ``error_code``); any other web server answers HTML, text or an error page.
+    An authentication challenge (401/403) is accepted (MLflow with auth).
+    """
+    url = uri.rstrip("/") + "/api/2.0/mlflow/experiments/get-by-name?experiment_name=Default"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            status, body = response.status, response.read(65536)
+    except urllib.error.HTTPError as err:
+        status, body = err.code, err.read(65536) if err.fp else b""
+        if status in (401, 403):
+            return
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise TrackingUnreachableError(
+            f"MLflow tracking server {uri} is unreachable: {getattr(exc, 'reason', exc)}; set tracking.uri or MLFLOW_TRACKING_URI"
+        ) from None
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        answer = None
+    if not (isinstance(answer, dict) and ("experiment" in answer or "error_code" in answer)):
+        raise TrackingStoreError(
+            f"{uri} answers HTTP {status} but is not an MLflow tracking server (no MLflow JSON from "
+            "/api/2.0/mlflow/experiments/get-by-name): check the host and port, or set tracking.uri / MLFLOW_TRACKING_URI"
+        )
+
+
+_BUSY_TIMEOUT_HOOKED = False
+
+
+def _not_a_lock_report(record: logging.LogRecord) -> bool:
+    """Logging filter: drop MLflow's report of a "database is locked" error (retried here)."""
+    exc = record.exc_info[1] if record.exc_info else None
+    return "database is locked" not in record.getMessage() and not (exc is not None and _is_lock_error(exc))
+
+
+def _limit_sqlite_busy_timeout() -> None:
+    """Make SQLite's busy timeout (MLflow sets 20 s per session) no longer than :func:`lock_timeout`,
+    so that ``KDKGE_STORE_LOCK_TIMEOUT=2`` gives up after seconds, not after 20 s per attempt."""
+    global _BUSY_TIMEOUT_HOOKED
+    if _BUSY_TIMEOUT_HOOKED:
+        return
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    @event.listens_for(Engine, "before_cursor_execute", retval=True)
+    def _busy_timeout(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().lower().startswith("pragma busy_timeout"):
+            millis = int(min(20.0, lock_timeout()) * 1000)
+            statement = f"PRAGMA busy_timeout = {millis};"
+        return statement, parameters
+
+    # MLflow logs every "database is locked" at ERROR level (with the exception, several lines);
+    # kdkge retries those writes and reports a lock that outlasts the timeout in one line itself.
+    logging.getLogger("mlflow.store.db.utils").addFilter(_not_a_lock_report)
+    _BUSY_TIMEOUT_HOOKED = True
 
 
 def check_reachable(uri: str, timeout: float = 5) -> None:
@@ -252,19 +436,30 @@ def _is_lock_error(exc: BaseException) -> bool:
     return False
 
 
-def _retry_locked(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+def _retry_locked(fn: Callable[..., _T], *args: Any, store: str | None = None, **kwargs: Any) -> _T:
     """Call ``fn``, retrying with backoff while SQLite reports the database as locked.
 
-    A failed write is rolled back by MLflow, so retrying it does not duplicate it.
+    A failed write is rolled back by MLflow, so retrying it does not duplicate it.  After
+    :func:`lock_timeout` seconds a :class:`TrackingStoreError` names the store (``store``) and the
+    time waited.
     """
-    deadline = time.monotonic() + _LOCK_RETRY_SECONDS
+    started = time.monotonic()
+    deadline = started + lock_timeout()
     delay = 0.05
     while True:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
-            if not _is_lock_error(exc) or time.monotonic() > deadline:
+            if not _is_lock_error(exc):
                 raise
+            if time.monotonic() > deadline:
+                waited = time.monotonic() - started
+                where = store or "the MLflow store"
+                raise TrackingStoreError(
+                    f"MLflow store {where} is locked by another process: gave up after waiting {waited:.0f} s "
+                    f"(KDKGE_STORE_LOCK_TIMEOUT={lock_timeout():g}); find the process holding it (fuser {where}) "
+                    "or wait longer with a larger KDKGE_STORE_LOCK_TIMEOUT"
+                ) from None
             logger.info("MLflow store locked; retrying %s in %.2f s", getattr(fn, "__name__", fn), delay)
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
@@ -462,9 +657,29 @@ class MlflowTracker(Tracker):
         self.run_id: str | None = None
 
     def _write(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-        if _is_sqlite(self.tracking_uri):
-            return _retry_locked(fn, *args, **kwargs)
-        return fn(*args, **kwargs)
+        """``fn(*args, **kwargs)``; on SQLite retried while locked, and a store that cannot be written
+        (read-only file or folder, vanished) becomes a one-line :class:`TrackingStoreError`."""
+        if not _is_sqlite(self.tracking_uri):
+            return fn(*args, **kwargs)
+        path = _sqlite_path(self.tracking_uri)
+        try:
+            return _retry_locked(fn, *args, store=str(path), **kwargs)
+        except TrackingError:
+            raise
+        except Exception as exc:
+            text = _first_line(exc).lower()
+            if "readonly" in text or "unable to open" in text or "disk i/o error" in text or "not a database" in text:
+                raise _store_error(path, exc) from None
+            raise
+
+    def _artifact(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """An artifact write; an unwritable artifact folder becomes a one-line :class:`TrackingStoreError`."""
+        try:
+            return fn(*args)
+        except OSError as exc:
+            where = _artifact_root(self.tracking_uri) or self.tracking_uri
+            raise TrackingStoreError(f"cannot write the artifacts of MLflow store {self.tracking_uri} under {where} "
+                                     f"({exc.strerror or exc}): make that folder writable or set tracking.uri") from None
 
     def _get_or_create_experiment(self, name: str) -> str:
         from mlflow.exceptions import MlflowException
@@ -556,13 +771,13 @@ class MlflowTracker(Tracker):
             self._write(self.client.log_batch, run_id, metrics=items[i : i + _MAX_METRICS_PER_BATCH])
 
     def log_artifact(self, path: str | os.PathLike, artifact_path: str | None = None) -> None:  # noqa: D102
-        self.client.log_artifact(self._require_run(), os.fspath(path), artifact_path)
+        self._artifact(self.client.log_artifact, self._require_run(), os.fspath(path), artifact_path)
 
     def log_dict(self, d: Mapping[str, Any], filename: str) -> None:  # noqa: D102
-        self.client.log_dict(self._require_run(), dict(d), filename)
+        self._artifact(self.client.log_dict, self._require_run(), dict(d), filename)
 
     def log_figure(self, fig: Any, filename: str) -> None:  # noqa: D102
-        self.client.log_figure(self._require_run(), fig, filename)
+        self._artifact(self.client.log_figure, self._require_run(), fig, filename)
 
     def log_dataset(self, name: str, digest: str, source: str, profile: Mapping[str, Any] | None = None,
                     context: str = "training") -> None:  # noqa: D102

@@ -153,11 +153,11 @@ def test_duplicates_are_dropped_and_counted(tmp_path):
 
 
 def test_unseen_entities_policy(tmp_path):
-    folder = write_dataset(tmp_path / "kg", ["a\tr\tb", "b\tr\ta"], ["a\tr\tz", "a\tr\tb"], ["a\tq\tb"])
+    folder = write_dataset(tmp_path / "kg", ["a\tr\tb", "b\tr\ta"], ["a\tr\tz", "a\tr\tb"], ["a\tq\tb", "b\tr\ta"])
     with pytest.warns(UserWarning, match=r"valid.txt: 1 of 2 triples use an entity or relation that never occurs"):
         kg = load_dataset(folder, unseen="skip")
     assert len(kg.valid) == 1 and kg.report["unseen_valid"] == 1 and kg.report["unseen_test"] == 1
-    assert len(kg.test) == 0
+    assert len(kg.test) == 1  # (a split whose triples are *all* unseen is an error: see below)
     with pytest.raises(DataError, match=r"valid.txt: 1 of 2 triples .*never occurs.*set dataset.unseen=skip"):
         load_dataset(folder, unseen="error")
     with pytest.raises(DataError, match=r"unseen='maybe' is not a policy"):
@@ -170,3 +170,76 @@ def test_read_triples_streams_large_files(tmp_path):
         for i in range(200_000):
             handle.write(f"e{i % 1000}\tr{i % 7}\te{(i * 7) % 1000}\n")
     assert len(read_triples(path)) == 200_000
+
+
+# --------------------------------------------------------------------------- #
+# silent corruption: byte-order mark, header line, NUL bytes, reciprocal-like names, unseen splits
+# --------------------------------------------------------------------------- #
+
+
+def test_a_utf8_byte_order_mark_is_stripped(tmp_path):
+    folder = write_dataset(tmp_path / "kg", ["a\tr\tb", "b\tr\ta"], ["a\tr\tb"], ["b\tr\ta"])
+    (folder / "train.txt").write_bytes(b"\xef\xbb\xbf" + (folder / "train.txt").read_bytes())
+    kg = load_dataset(folder)
+    assert kg.entities == ("a", "b")  # not "\ufeffa"
+    assert read_triples(folder / "train.txt")[0] == ("a", "r", "b")
+
+
+@pytest.mark.parametrize(
+    "first_line, message",
+    [
+        ("head\trelation\ttail", r"train.txt:1: header line 'head\\trelation\\ttail': split files hold triples only; delete the line"),
+        ("subject\tpredicate\tobject", r"train.txt:1: header line 'subject\\tpredicate\\tobject'"),
+        ("head relation tail", r"train.txt:1: header line 'head relation tail': split files hold triples only"),
+        ("# Head\tRelation\tTail", r"train.txt:1: header line"),
+    ],
+)
+def test_a_header_line_fails_with_file_line_and_fix(tmp_path, first_line, message):
+    folder = write_dataset(tmp_path / "kg", [first_line, "a\tr\tb"], ["a\tr\tb"], ["a\tr\tb"])
+    with pytest.raises(DataError, match=message) as info:
+        load_dataset(folder)
+    assert "\n" not in str(info.value)
+
+
+def test_single_letter_names_are_not_a_header(tmp_path):
+    folder = write_dataset(tmp_path / "kg", ["h\tr\tt", "t\tr\th"], ["h\tr\tt"], ["t\tr\th"])
+    assert load_dataset(folder).entities == ("h", "t")
+
+
+def test_nul_bytes_fail_with_file_and_line(tmp_path):
+    folder = write_dataset(tmp_path / "kg", ["a\tr\tb", "b\tr\ta"], ["a\tr\tb"], ["b\tr\ta"])
+    (folder / "test.txt").write_bytes(b"b\tr\ta\na\tr\x00\x00\tb\n")
+    with pytest.raises(DataError, match=r"test.txt:2: NUL byte in the line: .*re-encode it as UTF-8") as info:
+        load_dataset(folder)
+    assert "\n" not in str(info.value)
+    (folder / "test.txt").write_text("b\tr\ta\n", encoding="utf-16-le")  # UTF-16 without a byte-order mark
+    with pytest.raises(DataError, match=r"test.txt:1: NUL byte in the line: the file is binary, truncated or UTF-16"):
+        load_dataset(folder)
+
+
+def test_a_relation_named_like_a_reciprocal_fails(tmp_path):
+    folder = write_dataset(tmp_path / "kg", ["a\tembassy\tb", "b\tembassy^-1\ta"], ["a\tembassy\tb"], ["b\tembassy\ta"])
+    with pytest.raises(DataError, match=r"train.txt:2: relation 'embassy\^-1' ends in '\^-1', the name kdkge gives the "
+                                        r"reciprocal of 'embassy': the two would collide; rename the relation") as info:
+        load_dataset(folder)
+    assert "\n" not in str(info.value)
+    with pytest.raises(DataError, match=r"train.txt:2: relation 'embassy\^-1'"):
+        from kdkge.data_2022 import load_dataset_2022
+
+        load_dataset_2022(folder)
+
+
+@pytest.mark.parametrize("split", ["valid", "test"])
+def test_a_split_with_only_unseen_triples_fails_naming_it(tmp_path, split):
+    other = ["x\tq\ty", "y\tq\tx"]
+    folder = write_dataset(tmp_path / "kg", ["a\tr\tb", "b\tr\ta"],
+                           other if split == "valid" else ["a\tr\tb"], other if split == "test" else ["b\tr\ta"])
+    message = rf"{split}.txt: all 2 triples of the {split} split use an entity or relation that never occurs in train.txt"
+    for unseen in ("skip", "error"):
+        with pytest.raises(DataError, match=message) as info:
+            load_dataset(folder, unseen=unseen)
+        assert "\n" not in str(info.value) and "belong to the same graph" in str(info.value)
+    from kdkge.data_2022 import load_dataset_2022
+
+    with pytest.raises(DataError, match=message):  # protocol=paper_code's loader too
+        load_dataset_2022(folder)
