@@ -3,24 +3,26 @@
 #   1. every cell of Tables 2-6 under protocol=paper_code (what the authors' code ran),
 #   2. Table 2 over seeds 1-5 under paper_code,
 #   3. the same under protocol=paper_text (the paper's text: BCE of Eq. 2, clean splits),
-#   4. the ablation of Table 2: each protocol with the other loss, seeds 1-5.
+#   4. the ablation of Table 2: each protocol with the other loss, seeds 1-5,
+#   5. the equal-budget comparison (sweeps/equal_budget.yaml, issue 18) under both protocols.
 # Every step is `make sweep`: finished runs are skipped, so a relaunch resumes where a crash stopped.
 # Run it from a clone pinned at a commit, against the project's store, so that edits cannot break it:
 #   git clone . /tmp/sweeper && cd /tmp/sweeper && ln -s /work/main/.venv .venv &&
 #   MLFLOW_TRACKING_URI=sqlite:////work/main/mlflow.db nohup bash scripts/reproduce.sh > sweeps.log 2>&1 &
 # JOBS (default 2) runs at a time, one torch thread each; after each sweep the run record under
-# results/runs/ is exported again (python -m kdkge.runrecord export), when that module exists.
+# results/runs/ of the clone is exported again (make record); copy it to your checkout and commit.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${JOBS:-2}
 STEPS=${STEPS:-"paper_code:table2 paper_code:table3 paper_code:table6 paper_code:table2_seeds paper_code:table5 paper_code:table4
 paper_text:table2 paper_text:table2_seeds paper_text:table3 paper_text:table6 paper_text:table5 paper_text:table4
-paper_code,bce:table2_seeds paper_text,softmax_ce:table2_seeds"}
+paper_code,bce:table2_seeds paper_text,softmax_ce:table2_seeds paper_code:equal_budget paper_text:equal_budget"}
 for step in $STEPS; do
     what=${step%%:*}; sweep=${step#*:}
     protocol=${what%%,*}; loss=""
     [ "$what" != "$protocol" ] && loss="loss=${what#*,}"
     echo "== $(date -u +%FT%TZ) protocol=$protocol $loss sweep=$sweep"
     make sweep SWEEP="$sweep" JOBS="$JOBS" ARGS="protocol=$protocol $loss progress=false ${EXTRA:-}"
+    make record || echo "warning: could not export the run record"
 done
 echo "== $(date -u +%FT%TZ) done"
