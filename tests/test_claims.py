@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from kdkge.parent_runs import without_parents
+
 from kdkge import app, claims
 from kdkge.tracking import find_runs
 
@@ -102,7 +104,7 @@ def test_two_launches_of_one_sweep_train_each_configuration_once(tmp_path, stack
     for p, out in zip(procs, outputs):
         assert p.returncode == 0, out
         assert "Traceback" not in out
-    runs = find_runs(uri, "kdkge-nations")
+    runs = without_parents(find_runs(uri, "kdkge-nations"))  # each launch also records its sweep's parent run
     finished = runs[runs["status"] == "FINISHED"]
     assert len(finished) == 3, outputs
     assert finished["tags.config_hash"].nunique() == 3  # 0 duplicate FINISHED runs
