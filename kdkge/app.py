@@ -523,6 +523,7 @@ class _MetricLog:
         self.last_epoch_end = time.perf_counter()
         if self.first_epoch_end is None:
             self.first_epoch_end = self.last_epoch_end
+        _raise_if_signalled()  # a SIGTERM/SIGINT whose KeyboardInterrupt was swallowed: stop after this epoch
 
     def on_eval(self, epoch: int, metrics: list[dict[str, dict[str, float]]]) -> None:
         flat = flat_metrics(metrics[0])
@@ -1043,6 +1044,22 @@ class OutputDirCheck(_HydraCallback):
         _check_writable_folder(Path(str(config.hydra.sweep.dir)).expanduser().absolute(), "hydra.sweep.dir")
 
 
+#: Signals received (SIGTERM, SIGINT) whose KeyboardInterrupt has not reached :func:`main` yet.
+_SIGNALLED: list[int] = []
+
+
+def _raise_if_signalled() -> None:
+    """Raise the KeyboardInterrupt of a signal whose first one was swallowed.
+
+    A signal handler's exception that happens to be raised inside a garbage-collection or weakref
+    callback (SQLAlchemy registers some) is printed as "Exception ignored" and lost, and training
+    would go on for hours.  The handler also records the signal; the end of every epoch
+    (:class:`_MetricLog`) calls this, so a run stops within one epoch whatever happened.
+    """
+    if _SIGNALLED:
+        raise KeyboardInterrupt(f"terminated by signal {_SIGNALLED[-1]}")
+
+
 def _terminate_like_ctrl_c() -> None:
     """Turn SIGTERM into KeyboardInterrupt, so the run is ended KILLED (and its losses kept)
     instead of staying RUNNING; SLURM sends SIGTERM before it kills a job at its time limit."""
@@ -1050,13 +1067,18 @@ def _terminate_like_ctrl_c() -> None:
     import threading
 
     def interrupt(signum, frame):
+        _SIGNALLED.append(signum)
         raise KeyboardInterrupt(f"terminated by signal {signum}")
+
+    def ctrl_c(signum, frame):
+        _SIGNALLED.append(signum)
+        raise KeyboardInterrupt
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, interrupt)
         # A process started in the background by a non-interactive shell inherits SIGINT as
         # ignored, and Python then never raises KeyboardInterrupt: make `kill -INT` work anyway.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, ctrl_c)
 
 
 def main(cfg: DictConfig) -> float | list[float | None] | None:
@@ -1093,6 +1115,7 @@ def main(cfg: DictConfig) -> float | list[float | None] | None:
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
+        _SIGNALLED.clear()
         print("interrupted: the MLflow run (if started) is marked KILLED", file=sys.stderr)
         sys.exit(130)
     return job_value(metrics)
