@@ -15,8 +15,10 @@ echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); torch n
 status=0
 for cap in default avx2 "$native"; do
     for threads in 1 2; do
-        line=$(ATEN_CPU_CAPABILITY=$cap KDKGE_TEST_THREADS=$threads $PY -m pytest -q -p no:cacheprovider "${TESTS[@]}" 2>&1 | tail -n 1)
+        out=$(ATEN_CPU_CAPABILITY=$cap KDKGE_TEST_THREADS=$threads $PY -m pytest -q -p no:cacheprovider "${TESTS[@]}" 2>&1)
+        line=$(tail -n 1 <<<"$out")
         echo "ATEN_CPU_CAPABILITY=$cap threads=$threads: $line"
+        grep -E "^(FAILED|ERROR) " <<<"$out" | sed "s/^/    /"
         case "$line" in *failed*|*error*) status=1 ;; esac
     done
 done
