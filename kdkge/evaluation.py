@@ -90,6 +90,24 @@ def metrics_from_ranks(ranks: torch.Tensor, prefix: str = "") -> dict[str, float
     return out
 
 
+def scored_batches(model, task: RankingTask, batch_size: int):
+    """Per batch of queries, in ``eval()`` mode: ``(scores [K, B, |E|], answers, filter rows, filter cols)``."""
+    was_training = model.training
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+        task = task.to(device)
+        for start in range(0, len(task), batch_size):
+            end = min(start + batch_size, len(task))
+            scores = model.score_all_tails_stacked(task.heads[start:end], task.relations[start:end])
+            lo, hi = task.filter_offsets[start], task.filter_offsets[end]
+            counts = task.filter_offsets[start + 1 : end + 1] - task.filter_offsets[start:end]
+            rows = torch.repeat_interleave(torch.arange(end - start, device=device), counts)
+            yield scores, task.answers[start:end], rows, task.filter_cols[lo:hi]
+    finally:
+        model.train(was_training)
+
+
 @torch.inference_mode()  # no autograd bookkeeping at all (cheaper than no_grad)
 def evaluate_stacked(model, task: RankingTask, batch_size: int = 4096) -> list[dict[str, float]]:
     """Filtered metrics of every stacked configuration, in ``eval()`` mode.
@@ -97,25 +115,13 @@ def evaluate_stacked(model, task: RankingTask, batch_size: int = 4096) -> list[d
     Returns per configuration ``mrr, hits@1, hits@3, hits@10`` (realistic ranks) plus the same
     under ``optimistic_`` and ``pessimistic_`` prefixes.
     """
-    was_training = model.training
-    model.eval()
-    try:
-        device = next(model.parameters()).device
-        task = task.to(device)
-        optimistic, pessimistic = [], []
-        for start in range(0, len(task), batch_size):
-            end = min(start + batch_size, len(task))
-            scores = model.score_all_tails_stacked(task.heads[start:end], task.relations[start:end])
-            lo, hi = task.filter_offsets[start], task.filter_offsets[end]
-            counts = task.filter_offsets[start + 1 : end + 1] - task.filter_offsets[start:end]
-            rows = torch.repeat_interleave(torch.arange(end - start, device=device), counts)
-            opt, pes = filtered_ranks(scores, task.answers[start:end], rows, task.filter_cols[lo:hi])
-            optimistic.append(opt)
-            pessimistic.append(pes)
-        optimistic = torch.cat(optimistic, dim=-1)
-        pessimistic = torch.cat(pessimistic, dim=-1)
-    finally:
-        model.train(was_training)
+    optimistic, pessimistic = [], []
+    for scores, answers, rows, cols in scored_batches(model, task, batch_size):
+        opt, pes = filtered_ranks(scores, answers, rows, cols)
+        optimistic.append(opt)
+        pessimistic.append(pes)
+    optimistic = torch.cat(optimistic, dim=-1)
+    pessimistic = torch.cat(pessimistic, dim=-1)
     results = []
     for k in range(optimistic.shape[0]):
         realistic = (optimistic[k] + pessimistic[k]).double() / 2
@@ -176,20 +182,5 @@ def sorted_position_ranks(scores: torch.Tensor, answers: torch.Tensor, filter_ro
 def evaluate_sorted_stacked(model, task: RankingTask, batch_size: int = 1024) -> list[dict[str, float]]:
     """``mrr, hits@1, hits@3, hits@10`` per stacked configuration from :func:`sorted_position_ranks`
     (MRR = mean 1/rank, Hits@k = #(rank ≤ k)/N over all rows), in ``eval()`` mode."""
-    was_training = model.training
-    model.eval()
-    try:
-        device = next(model.parameters()).device
-        task = task.to(device)
-        ranks = []
-        for start in range(0, len(task), batch_size):
-            end = min(start + batch_size, len(task))
-            scores = model.score_all_tails_stacked(task.heads[start:end], task.relations[start:end])
-            lo, hi = task.filter_offsets[start], task.filter_offsets[end]
-            counts = task.filter_offsets[start + 1 : end + 1] - task.filter_offsets[start:end]
-            rows = torch.repeat_interleave(torch.arange(end - start, device=device), counts)
-            ranks.append(sorted_position_ranks(scores, task.answers[start:end], rows, task.filter_cols[lo:hi]))
-        ranks = torch.cat(ranks, dim=-1)
-    finally:
-        model.train(was_training)
+    ranks = torch.cat([sorted_position_ranks(*batch) for batch in scored_batches(model, task, batch_size)], dim=-1)
     return [metrics_from_ranks(ranks[k]) for k in range(ranks.shape[0])]

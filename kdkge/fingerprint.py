@@ -32,7 +32,8 @@ CACHE_FILE = Path(__file__).resolve().parent.parent / ".cache" / "dataset-digest
 RACY_SECONDS = 2.0
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """SHA-256 (hex) of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -69,7 +70,7 @@ def file_digest(path: str | Path) -> str:
     if entry and entry.get("key") == key and entry.get("trusted"):
         return entry["sha256"]
     hashed_at = time.time_ns()
-    digest = _sha256_file(Path(real))
+    digest = sha256_file(Path(real))
     after = os.stat(real)
     if [after.st_size, after.st_mtime_ns, after.st_ctime_ns, after.st_ino] == key:  # not changed while hashing
         trusted = hashed_at - max(st.st_mtime_ns, st.st_ctime_ns) > RACY_SECONDS * 1e9

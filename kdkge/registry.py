@@ -25,7 +25,6 @@ Each refusal is a one-line :class:`RegistryError`.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import re
 import shutil
@@ -35,6 +34,8 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from .fingerprint import sha256_file
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,12 +67,7 @@ def cache_root() -> Path:
     return Path(os.environ.get("KDKGE_CACHE", REPO_ROOT / ".cache" / "datasets"))
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+sha256_of = sha256_file  # the one SHA-256 of a file (kdkge.fingerprint)
 
 
 #: Default cap on the bytes an archive may extract to (and a download may have): 4 GiB.

@@ -80,8 +80,8 @@ def test_editing_a_file_in_place_changes_the_hash_at_once(hydra_conf, tmp_path):
 
 def test_digests_are_cached_for_settled_files_only(tmp_path, monkeypatch):
     calls = []
-    real = fingerprint._sha256_file
-    monkeypatch.setattr(fingerprint, "_sha256_file", lambda p: calls.append(p) or real(p))
+    real = fingerprint.sha256_file
+    monkeypatch.setattr(fingerprint, "sha256_file", lambda p: calls.append(p) or real(p))
     path = tmp_path / "train.txt"
     path.write_text("a\tr\tb\n")
     fingerprint.file_digest(path)
@@ -95,7 +95,7 @@ def test_digests_are_cached_for_settled_files_only(tmp_path, monkeypatch):
     fingerprint.file_digest(path)
     assert len(calls) == 3  # cached
     path.write_text("a\tr\tc\n")
-    assert fingerprint.file_digest(path) == fingerprint._sha256_file(path) and len(calls) == 5
+    assert fingerprint.file_digest(path) == fingerprint.sha256_file(path) and len(calls) == 5
 
 
 def test_a_second_folder_with_the_same_name_is_trained_not_skipped(hydra_conf, tmp_path, capsys):

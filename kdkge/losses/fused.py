@@ -77,15 +77,12 @@ def _bce_forward(z, ks, rows, cols, alphas, weights, points):
     return total / (points * e)
 
 
-def _bce_backward(z, ks, rows, cols, alphas, weights, points, grad, out):
-    """``out = (σ(z) − p)·weight·grad / (points·E)`` with ``p = 1 − α/2`` on positives and ``α/2``
-    elsewhere (each positive cell is one data point's, so it gets ``−(1 − α)`` once)."""
-    kg, b, e = z.shape
-    scale = grad / (points * e)  # [Kg]
-    torch.sigmoid(z, out=out)
+def _smoothed_target_gradient(out, ks, rows, cols, alphas, spread, weights, scale):
+    """Turn ``out = f(z)`` (σ(z) for BCE, softmax(z) for CE) into the gradient ``(f(z) − p)·w·scale``
+    for the smoothed target ``p = (1 − α)·[true] + α/spread`` (BCE: spread 2; CE: spread |E|)."""
     if any(alphas):
-        a = torch.tensor(alphas, dtype=z.dtype, device=z.device)
-        out.sub_((a / 2).view(-1, 1, 1))
+        a = torch.tensor(alphas, dtype=out.dtype, device=out.device)
+        out.sub_((a / spread).view(-1, 1, 1))
         positive = (1 - a) * scale
     else:
         positive = scale
@@ -94,6 +91,15 @@ def _bce_backward(z, ks, rows, cols, alphas, weights, points, grad, out):
     else:
         out.mul_(scale.view(-1, 1, 1) * weights.view(1, -1, 1))
     out.index_put_((ks, rows, cols), -positive[ks], accumulate=True)
+
+
+def _bce_backward(z, ks, rows, cols, alphas, weights, points, grad, out):
+    """``out = (σ(z) − p)·weight·grad / (points·E)`` with ``p = 1 − α/2`` on positives and ``α/2``
+    elsewhere (each positive cell is one data point's, so it gets ``−(1 − α)`` once)."""
+    kg, b, e = z.shape
+    scale = grad / (points * e)  # [Kg]
+    torch.sigmoid(z, out=out)
+    _smoothed_target_gradient(out, ks, rows, cols, alphas, 2, weights, scale)
 
 
 def _ce_forward(z, ks, rows, cols, alphas, weights, points):
@@ -120,17 +126,7 @@ def _ce_backward(z, ks, rows, cols, alphas, weights, points, lse, grad, out):
     kg, b, e = z.shape
     scale = grad / points  # [Kg]
     torch.sub(z, lse.unsqueeze(-1), out=out).exp_()  # softmax
-    if any(alphas):
-        a = torch.tensor(alphas, dtype=z.dtype, device=z.device)
-        out.sub_((a / e).view(-1, 1, 1))
-        positive = (1 - a) * scale
-    else:
-        positive = scale
-    if weights is None:
-        out.mul_(scale.view(-1, 1, 1))
-    else:
-        out.mul_(scale.view(-1, 1, 1) * weights.view(1, -1, 1))
-    out.index_put_((ks, rows, cols), -positive[ks], accumulate=True)
+    _smoothed_target_gradient(out, ks, rows, cols, alphas, e, weights, scale)
 
 
 def _lr_forward(z, ks, rows, cols, alphas):
