@@ -190,9 +190,6 @@ def validate(cfg: DictConfig) -> tuple[RunSpec, int]:
     if spec.strategy != "negsamp" and (cfg.strategy.num_negatives is not None or cfg.strategy.sparse):
         key = "strategy.num_negatives" if cfg.strategy.num_negatives is not None else "strategy.sparse"
         raise ConfigError(f"{key} applies to negative sampling only: add strategy=negsamp (or drop {key})")
-    if spec.protocol == "paper_code" and spec.strategy != "1vsall":
-        raise ConfigError(f"protocol=paper_code trains 1vsAll only (the authors' training_1vsall), not strategy={spec.strategy}: "
-                          "use protocol=paper_text for kvsall or negsamp")
     if spec.strategy == "negsamp" and spec.num_negatives < 1:
         raise ConfigError(f"strategy.num_negatives={spec.num_negatives} must be a positive integer (negatives per data point)")
     if spec.calibration not in CALIBRATIONS:
