@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The reproduction's runs, in the order they matter (README, "Reproducing the paper"):
-#   1. every cell of Tables 2-6 under protocol=paper_code (what the authors' code ran),
-#   2. Table 2 over seeds 1-5 under paper_code,
-#   3. the same under protocol=paper_text (the paper's text: BCE of Eq. 2, clean splits),
-#   4. the ablation of Table 2: each protocol with the other loss, seeds 1-5,
-#   5. the equal-budget comparison (sweeps/equal_budget.yaml, issue 18) under both protocols.
+#   1. Tables 2 and 3 under protocol=paper_code (what the authors' code ran),
+#   2. the ablation that explains Table 2: seeds 1-5 under paper_code with its softmax CE and with BCE
+#      (every paper_code run logs both the 2022 split and the clean split),
+#   3. the equal-budget comparison (sweeps/equal_budget.yaml) under paper_code,
+#   4. Tables 6, 5 and 4 under paper_code,
+#   5. the same under protocol=paper_text (the paper's text: BCE of Eq. 2, clean splits), its ablation first.
 # Every step is `make sweep`: finished runs are skipped, so a relaunch resumes where a crash stopped.
 # Run it from a clone pinned at a commit, against the project's store, so that edits cannot break it:
 #   git clone . /tmp/sweeper && cd /tmp/sweeper && ln -s /work/main/.venv .venv &&
@@ -14,9 +15,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${JOBS:-2}
-STEPS=${STEPS:-"paper_code:table2 paper_code:table3 paper_code:table6 paper_code:table2_seeds paper_code:table5 paper_code:table4
-paper_text:table2 paper_text:table2_seeds paper_text:table3 paper_text:table6 paper_text:table5 paper_text:table4
-paper_code,bce:table2_seeds paper_text,softmax_ce:table2_seeds paper_code:equal_budget paper_text:equal_budget"}
+STEPS=${STEPS:-"paper_code:table2 paper_code:table3 paper_code:table2_seeds paper_code,bce:table2_seeds
+paper_code:equal_budget paper_code:table6 paper_code:table5 paper_code:table4
+paper_text:table2_seeds paper_text,softmax_ce:table2_seeds paper_text:table2 paper_text:table3
+paper_text:table6 paper_text:table5 paper_text:table4 paper_text:equal_budget"}
 for step in $STEPS; do
     what=${step%%:*}; sweep=${step#*:}
     protocol=${what%%,*}; loss=""
