@@ -25,7 +25,6 @@ import math
 import multiprocessing
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -34,7 +33,9 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
+from .paths import REPO_ROOT
+
+REPO = REPO_ROOT
 DRIVERS = REPO / "benchmarks"
 BENCH_PYTHON = REPO / ".bench-venv" / "bin" / "python"
 CALIBRATIONS = (("none", None), ("ls", 0.1), ("ls", 0.2), ("lr", 0.1), ("lr", 0.2))

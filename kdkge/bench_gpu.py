@@ -26,9 +26,10 @@ from pathlib import Path
 
 import torch
 
+from .paths import REPO_ROOT
 from .bench import CALIBRATIONS, DATASETS, EPOCHS, MODELS, TABLE23_DIM, estimated_seconds, schedule, sweep_groups
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = REPO_ROOT
 PROTOCOLS = ("paper_code", "paper_text")
 
 

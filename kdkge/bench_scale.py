@@ -31,7 +31,9 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
+from .paths import REPO_ROOT
+
+REPO = REPO_ROOT
 MODELS = ("kd_distmult", "distmult")
 #: glibc serves allocations above 32 MiB with fresh mmap()s, returned on free: every step of
 #: DistMult at 10⁶ entities then page-faults its ~36 MiB gather buffers anew (measured: 2.4× slower

@@ -31,9 +31,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .paths import CACHE_DIR
+
 log = logging.getLogger(__name__)
 
-CLAIM_DIR = Path(__file__).resolve().parent.parent / ".cache" / "claims"
+CLAIM_DIR = CACHE_DIR / "claims"
 
 
 def claim_key(store: str, digest: str) -> str:

@@ -20,14 +20,12 @@ defaults list); ``train.py``, :mod:`kdkge.app` and the tests import it before co
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-#: The ``conf/`` folder of the repository (what ``train.py`` passes to ``@hydra.main``).
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+from .paths import CONF_DIR  # noqa: F401  (``conf/``, what ``train.py`` passes to ``@hydra.main``)
 
 
 @dataclass

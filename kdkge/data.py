@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .paths import DATA_ROOT
+
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
 BUILTIN = ("umls", "kinship", "nations")
-DATA_ROOT = Path(__file__).resolve().parent.parent / "data"
 RECIPROCAL_SUFFIX = "^-1"
 UNSEEN_POLICIES = ("skip", "error")
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import math
 from functools import lru_cache
-from pathlib import Path
 
+from .paths import REPO_ROOT
 from .models import build_model
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = REPO_ROOT
 #: Models the search can size, and the widths each accepts: any positive integer, or perfect squares.
 SIZE_RULES = {"distmult": "any", "kd_rel_distmult": "square", "kd_distmult": "square", "scaled_distmult": "square",
               "complex": "even", "kd_rel_complex": "square", "kd_complex": "square"}

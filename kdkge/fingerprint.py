@@ -24,10 +24,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from .paths import CACHE_DIR
+
 log = logging.getLogger(__name__)
 
 SPLIT_FILES = ("train.txt", "valid.txt", "test.txt")
-CACHE_FILE = Path(__file__).resolve().parent.parent / ".cache" / "dataset-digests.json"
+CACHE_FILE = CACHE_DIR / "dataset-digests.json"
 #: A digest is cached only for files last modified at least this long before they were hashed.
 RACY_SECONDS = 2.0
 

@@ -35,9 +35,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .paths import REPO_ROOT
 from .fingerprint import sha256_file
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)

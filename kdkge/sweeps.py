@@ -60,10 +60,11 @@ from hydra.plugins.config_source import ConfigLoadError, ConfigResult, ConfigSou
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
+from .paths import REPO_ROOT
+
 log = logging.getLogger(__name__)
 
 #: The repository root (``sweeps/`` and ``conf/`` live here).
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # --------------------------------------------------------------------------- #
 # Size and calibration aliases

@@ -36,6 +36,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .paths import REPO_ROOT
+
 __all__ = [
     "REPO_ROOT",
     "EXPERIMENT_TAGS",
@@ -58,11 +60,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: The repository root (the directory holding ``pyproject.toml``), derived from
-#: this file's location so that it is right whatever the working directory is.
-#: Requires an editable install (``pip install -e .``, as ``make install`` does).
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 #: The terminal statuses :meth:`Tracker.end_run` accepts.
 RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..paths import PAPER_CSV
 from ..schema import RANK_METRICS
 
-PAPER_CSV = Path(__file__).resolve().parents[1] / "paper" / "paper_tables.csv"
 
 DATASETS = ("umls", "kinship")
 DATASET_LABELS = {"umls": "UMLS", "kinship": "KINSHIP"}
