@@ -1,0 +1,146 @@
+"""What the paper's test MRR is made of: the 2022 test split, row group by row group.
+
+The authors' test split (``protocol=paper_code``, :mod:`kdkge.data_2022`) has three kinds of rows.
+With ``T`` the clean test triples and ``V₂`` the validation split *with* its reciprocals:
+
+* ``true``     — rows ``0 … |T|−1``: the test triples ``(h, r, t)`` themselves;
+* ``inverse``  — rows ``|T| … 2|T|−1``: ``(t_i, r_i⁻¹, subject(V₂[i]))``, the reciprocal of test
+  triple *i* with its tail taken from validation row *i* (pandas aligned the two frames on the
+  index), so the "answer" is a validation subject, right only by coincidence;
+* ``nan``      — the remaining ``|V₂| − |T|`` rows ``(NaN, NaN, subject(V₂[i]))``.  No training
+  triple has the NaN relation, so its vector keeps its random initial value (Adam never moves a row
+  whose gradient was always zero); the NaN entity is trained only as a tail that is never right.
+  The ranking of these rows is therefore decided by the initial NaN relation vector: a lottery
+  drawn by the seed.  All of them share one query ``(NaN, NaN)``, so the filter removes every
+  *other* NaN-row answer: each row competes only with the entities that are not answers of
+  another NaN row (UMLS: 24 others, chance MRR .153; KINSHIP: 1 other, chance MRR .75).
+
+For a row whose scores carry no information, the answer's position among the ``c`` unfiltered
+candidates (itself included) is uniform, so ``E[1/rank] = H_c / c`` (``H_c`` the harmonic number) —
+the *chance* MRR of that row.
+
+``paper_test_mrr = Σ_g (n_g / N) · mrr_g``: the per-group metrics logged here (``paper_test_true_mrr``,
+``paper_test_inverse_mrr``, ``paper_test_nan_mrr``, their Hits@1/10, and ``paper_test_nan_chance_mrr``)
+say how much of a run's headline number comes from true test triples and how much from rows that
+test nothing.  ``python -m kdkge.split_2022`` backfills them into finished ``paper_code`` runs from
+their checkpoint artifact (as ``make calibration`` backfills calibration metrics); new runs log
+them at the end of training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+
+import torch
+
+from .evaluation import RankingTask, paper_ranking_task, scored_batches, sorted_position_ranks
+
+GROUPS = ("true", "inverse", "nan")
+GROUP_METRICS = ("mrr", "hits_1", "hits_10")
+
+
+def row_groups(kg) -> dict[str, torch.Tensor]:
+    """Boolean masks over the rows of ``kg.paper_test`` for the groups of the module docstring."""
+    n_rows, n_test = len(kg.paper_test), len(kg.test)
+    index = torch.arange(n_rows)
+    nan_entity = kg.entities.index("<NaN>") if "<NaN>" in kg.entities else -1
+    nan = kg.paper_test[:, 0] == nan_entity
+    true = index < n_test
+    inverse = (index >= n_test) & ~nan
+    if bool((true & nan).any()) or int(inverse.sum()) != n_test:
+        raise ValueError(f"{kg.name}: the 2022 test split does not have the layout true | inverse | NaN rows")
+    return {"true": true, "inverse": inverse, "nan": nan}
+
+
+def candidate_counts(task: RankingTask, num_entities: int) -> torch.Tensor:
+    """Per row: the entities it is ranked against after filtering, the answer included."""
+    filtered = task.filter_offsets[1:] - task.filter_offsets[:-1]
+    return num_entities - filtered
+
+
+def chance_mrr(candidates: torch.Tensor) -> float:
+    """Mean over rows of ``H_c / c``: the MRR of scores that carry no information (ties excluded)."""
+    harmonic = torch.tensor([sum(1.0 / k for k in range(1, int(c) + 1)) / int(c) for c in candidates.tolist()],
+                            dtype=torch.float64)
+    return float(harmonic.mean())
+
+
+@torch.inference_mode()
+def paper_test_ranks(model, task: RankingTask, batch_size: int = 1024) -> torch.Tensor:
+    """The authors' rank of every row (:func:`kdkge.evaluation.sorted_position_ranks`), ``[rows]``."""
+    ranks = torch.cat([sorted_position_ranks(*batch) for batch in scored_batches(model, task, batch_size)], dim=-1)
+    if ranks.shape[0] != 1:
+        raise ValueError("give one (unstacked) model")
+    return ranks[0]
+
+
+def group_metrics(ranks: torch.Tensor, groups: dict[str, torch.Tensor]) -> dict[str, float]:
+    """``paper_test_<group>_{mrr,hits_1,hits_10}``: mean 1/rank and Hits@k within each group."""
+    out = {}
+    for name, mask in groups.items():
+        r = ranks[mask].double()
+        out[f"paper_test_{name}_mrr"] = float((1.0 / r).mean())
+        out[f"paper_test_{name}_hits_1"] = float((r <= 1).double().mean())
+        out[f"paper_test_{name}_hits_10"] = float((r <= 10).double().mean())
+    return out
+
+
+def breakdown(model, kg) -> dict[str, float]:
+    """All group metrics of ``model`` on ``kg``'s 2022 test split, plus the NaN rows' chance MRR."""
+    task = paper_ranking_task(kg)
+    groups = row_groups(kg)
+    metrics = group_metrics(paper_test_ranks(model, task), groups)
+    metrics["paper_test_nan_chance_mrr"] = chance_mrr(candidate_counts(task, kg.num_entities)[groups["nan"]])
+    return metrics
+
+
+def backfill(uri: str | None, experiments: list[str], force: bool = False) -> int:
+    """Log :func:`breakdown` into every FINISHED paper_code run of ``experiments`` that lacks it."""
+    from mlflow.tracking import MlflowClient
+
+    from .experiment import load_checkpoint, prepare_data
+    from .tracking import find_runs, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(uri)
+    client = MlflowClient(uri)
+    done = 0
+    for name in experiments:
+        runs = find_runs(uri, experiment=name)
+        if runs.empty or "tags.protocol" not in runs:
+            continue
+        runs = runs[(runs["status"] == "FINISHED") & (runs["tags.protocol"] == "paper_code")]
+        for _, run in runs.iterrows():
+            if not force and not math.isnan(run.get("metrics.paper_test_true_mrr", float("nan"))):
+                continue
+            try:
+                with tempfile.TemporaryDirectory() as tmp:
+                    trained = load_checkpoint(client.download_artifacts(run["run_id"], "checkpoint/model.pt", tmp))
+            except Exception as error:  # noqa: BLE001 — a run without its checkpoint is reported, not fatal
+                print(f"skip {run['run_id'][:8]}: no checkpoint ({type(error).__name__})", file=sys.stderr)
+                continue
+            metrics = breakdown(trained.model, prepare_data(trained.spec))
+            for key, value in metrics.items():
+                client.log_metric(run["run_id"], key, value, step=int(trained.spec.epochs))
+            done += 1
+            print(f"{name} {run['run_id'][:8]} {run.get('tags.model')} d={run.get('tags.dim')} seed={run.get('tags.seed')}: "
+                  + " ".join(f"{g}={metrics[f'paper_test_{g}_mrr']:.3f}" for g in GROUPS)
+                  + f" nan-chance={metrics['paper_test_nan_chance_mrr']:.3f}")
+    return done
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kdkge.split_2022", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tracking-uri", default=None, help="MLflow store (default: MLFLOW_TRACKING_URI or the local store)")
+    parser.add_argument("--experiments", nargs="+", default=["kdkge-umls", "kdkge-kinship"])
+    parser.add_argument("--force", action="store_true", help="recompute runs that already have the metrics")
+    args = parser.parse_args(argv)
+    done = backfill(args.tracking_uri, args.experiments, args.force)
+    print(f"logged the 2022 row-group metrics into {done} run(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
