@@ -37,8 +37,7 @@ import tempfile
 import torch
 
 from .evaluation import RankingTask, paper_ranking_task, scored_batches, sorted_position_ranks
-
-GROUPS = ("true", "inverse", "nan")
+from .schema import PAPER_TEST_GROUPS as GROUPS
 GROUP_METRICS = ("mrr", "hits_1", "hits_10")
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from .ablation import render_ablation
+from .row_groups import render_row_groups
 from .build import Table
 from .claims import CLAIMS, _verdict_text, cells_frame
 from .common import (DATASET_LABELS, DATASETS, DEFAULT_LOSS, MODEL_LABELS, PAPER_CODE, PAPER_CODE_CLEAN, PAPER_TEXT,
@@ -202,4 +203,5 @@ def render_reproduction(tables: dict[Variant, dict[int, Table]], skipped: dict[i
             continue
         lines += table_section(n, {v: tables[v][n] for v in OURS}, frames, paper_frame)
     lines += [""] + render_ablation(pool, paper)
+    lines += [""] + render_row_groups(pool, paper)
     return "\n".join(lines) + "\n"

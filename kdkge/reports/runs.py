@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..schema import SPLITS, metric_key
+from ..schema import PAPER_TEST_GROUP_METRICS, SPLITS, metric_key
 from .common import METRICS, PAPER_SETTINGS, PAPER_STRATEGY, UNTAGGED_LOSS, UNTAGGED_PROTOCOL, Variant
 
 log = logging.getLogger("kdkge.tables")
@@ -114,7 +114,7 @@ RUN_COLUMNS = (
     ["run_id", "experiment", "start_time", "model", "dataset", "calibration", "alpha", "noise", "dim",
      "seed", "epochs", "lr", "batch_size", "strategy", "protocol", "loss", "config_hash", "params", "wall_time_s"]
     + [metric_key(s, m) for s in METRIC_SPLITS for m in METRICS] + BEST_COLUMNS
-    + ["superseded", "deviations"]
+    + list(PAPER_TEST_GROUP_METRICS) + ["superseded", "deviations"]
 )
 
 
@@ -144,6 +144,7 @@ def _typed(finished: pd.DataFrame) -> pd.DataFrame:
         "wall_time_s": metric("wall_time_s"),
         **{metric_key(s, m): metric(metric_key(s, m)) for s in METRIC_SPLITS for m in METRICS},
         **{c: metric(c) for c in BEST_COLUMNS},
+        **{c: metric(c) for c in PAPER_TEST_GROUP_METRICS},
     })
 
 
