@@ -167,7 +167,7 @@ def check_evaluable(folder: Path, raw: dict[str, list], train_entities: set, tra
 def resolve_dataset_path(name_or_path: str | Path) -> Path:
     """A built-in name (``umls``, ``kinship``, ``nations``) or a folder path."""
     text = str(name_or_path)
-    from .registry import REGISTRY, fetch
+    from .dataset_sources import REGISTRY, fetch
 
     if text in REGISTRY and not Path(text).expanduser().is_dir():
         return fetch(text)  # downloaded once, verified, cached

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from kdkge import registry
+from kdkge import dataset_sources as registry
 from kdkge.data import DATA_ROOT, load_dataset
-from kdkge.registry import RegistryError, RemoteDataset, fetch, sha256_of
+from kdkge.dataset_sources import RegistryError, RemoteDataset, fetch, sha256_of
 
 
 @pytest.fixture
