@@ -24,6 +24,7 @@ class SoftmaxCrossEntropyLoss:
 
     name = "softmax_ce"
     fused_kind, fused_param, weightable = "ce", "smoothing", True
+    one_tail_per_row = True  # needs strategies with one true tail per data point (RunSpec.validate checks)
 
     def __init__(self, smoothing: float = 0.0):
         self.smoothing = 0.0 if smoothing == 0.0 else check_alpha(smoothing, "label smoothing")
