@@ -45,6 +45,9 @@ from .fused import stacked_losses  # noqa: E402
 from .label_relaxation import LabelRelaxation2022Loss, LabelRelaxationLoss, reference_label_relaxation  # noqa: E402
 from .softmax_ce import SoftmaxCrossEntropyLoss  # noqa: E402
 
+__all__ = ["CALIBRATIONS", "LOSSES", "LOSS_CLASSES", "BCELoss", "LabelRelaxation2022Loss", "LabelRelaxationLoss",
+           "SoftmaxCrossEntropyLoss", "build_loss", "check_alpha", "reference_label_relaxation", "register", "stacked_losses"]
+
 #: The registered base losses (``loss=...``).
 LOSSES = tuple(sorted(LOSS_CLASSES))
 
