@@ -89,6 +89,34 @@ class _StackedRun:
     def evaluate(self, model: torch.nn.Module | None = None) -> list[dict[str, dict[str, float]]]:
         return evaluate_model(self.model if model is None else model, self.tasks, self.paper_task, self.eval_batch_size)
 
+    def epoch_end_hook(self, on_epoch, on_eval, extra_epoch_hook, eval_every: int, selecting: bool,
+                       state: TrainingState | None, checkpoint_every: int) -> Callable:
+        """What runs after every epoch, in this order: loss history and ``on_epoch``; every
+        ``eval_every`` epochs (not the last: it is evaluated after training) an evaluation for
+        ``on_eval`` and model selection; ``extra_epoch_hook``; early stopping; the training state
+        every ``checkpoint_every`` epochs and after the last."""
+        epochs = self.base.epochs
+
+        def epoch_end(epoch, mean_losses, optimizer, generators):
+            self.history.append(mean_losses)
+            self.last_epoch = epoch
+            if on_epoch is not None:
+                on_epoch(epoch, mean_losses)
+            stop = False
+            if eval_every and epoch % eval_every == 0 and epoch != epochs:
+                metrics = self.evaluate()
+                if on_eval is not None:
+                    on_eval(epoch, metrics)
+                stop = selecting and self.selection.update(self.model, epoch, metrics)
+            if extra_epoch_hook is not None:
+                extra_epoch_hook(epoch, self.model, optimizer, generators)
+            if stop:
+                raise EarlyStop
+            if state is not None and checkpoint_every and (epoch % checkpoint_every == 0 or epoch == epochs):
+                state.save(epoch, self.model, optimizer, generators, self.history, self.selection.records)
+
+        return epoch_end
+
     def results(self, final: list[dict[str, dict[str, float]]], seconds: float, selected: bool) -> list[RunResult]:
         """Each configuration's result: the final-epoch model and metrics, and with ``selected`` the best-validation ones."""
         results = []
@@ -153,31 +181,14 @@ def run(
     start_epoch, optimizer, generators = 0, None, None
     if resume and state is not None and state.path.is_file():
         start_epoch, optimizer, generators = state.load(group.model, group.device, group.history, group.selection.records)
-    epochs = group.base.epochs
-
-    def epoch_end(epoch, mean_losses, optimizer_, generators_):
-        group.history.append(mean_losses)
-        group.last_epoch = epoch
-        if on_epoch is not None:
-            on_epoch(epoch, mean_losses)
-        stop = False
-        if eval_every and epoch % eval_every == 0 and epoch != epochs and (on_eval is not None or selecting):
-            metrics = group.evaluate()
-            if on_eval is not None:
-                on_eval(epoch, metrics)
-            stop = selecting and group.selection.update(group.model, epoch, metrics)
-        if extra_epoch_hook is not None:
-            extra_epoch_hook(epoch, group.model, optimizer_, generators_)
-        if stop:
-            raise EarlyStop
-        if state is not None and checkpoint_every and (epoch % checkpoint_every == 0 or epoch == epochs):
-            state.save(epoch, group.model, optimizer_, generators_, group.history, group.selection.records)
+    epoch_end = group.epoch_end_hook(on_epoch, on_eval, extra_epoch_hook, eval_every if (on_eval is not None or selecting) else 0,
+                                     selecting, state, checkpoint_every)
 
     started = time.perf_counter()
     group.last_epoch = start_epoch
     try:
         train_epochs(
-            group.model, group.labels, group.losses, epochs=epochs, batch_size=group.base.batch_size, lr=group.base.lr,
+            group.model, group.labels, group.losses, epochs=group.base.epochs, batch_size=group.base.batch_size, lr=group.base.lr,
             seeds=[s.seed for s in specs], device=group.device, start_epoch=start_epoch, optimizer=optimizer,
             generators=generators, on_epoch_end=epoch_end, progress=progress, strategy=group.strategy,
         )
