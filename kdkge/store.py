@@ -8,7 +8,7 @@ Writing runs is :mod:`kdkge.tracking`'s; the store's URI, creation and locks are
 * :meth:`RunStore.finished_runs` — config hash → newest FINISHED run of an experiment (sweeps);
 * :meth:`RunStore.sweep_runs` — the runs of one sweep launch;
 * :meth:`RunStore.runs` / :meth:`RunStore.newest_run` — runs matching an MLflow filter, newest first;
-* :meth:`RunStore.metrics` — a run's final metrics;
+* :meth:`RunStore.run`, :meth:`RunStore.metrics`, :meth:`RunStore.download` — one run, its final metrics, an artifact;
 * :meth:`RunStore.frame` — runs as a pandas DataFrame (the layout of ``mlflow.search_runs``).
 
 Nothing here creates a store: a missing SQLite file reads as an empty store.
@@ -106,6 +106,14 @@ class RunStore:
             if digest and digest not in newest:
                 newest[digest] = run
         return newest
+
+    def run(self, run_id: str):
+        """The MLflow ``Run`` ``run_id`` (``MlflowException`` if the store has none)."""
+        return self._read(self.client.get_run, str(run_id))
+
+    def download(self, run_id: str, artifact: str, folder: str) -> str:
+        """Download the artifact ``artifact`` of run ``run_id`` into ``folder``; its local path."""
+        return self.client.download_artifacts(str(run_id), artifact, str(folder))
 
     def metrics(self, run_id: str) -> dict[str, float]:
         """The last value of every metric of run ``run_id``."""
