@@ -34,8 +34,7 @@ TOY = '''
 import torch
 
 from kdkge.data import one_vs_all
-from kdkge.strategies import register
-from kdkge.strategies.base import TrainingStrategy
+from kdkge.strategies.base import TrainingStrategy, register
 
 
 @register

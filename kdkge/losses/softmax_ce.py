@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from . import register
-from .base import check_alpha, one_positive_per_row
+from .base import check_alpha, one_positive_per_row, register
 from .fused import stacked_losses
 
 

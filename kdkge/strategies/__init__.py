@@ -1,8 +1,8 @@
 """Training strategies (Sec. 3.2): which data points a run trains on and which tails it scores.
 
 A registry like :mod:`kdkge.models` and :mod:`kdkge.losses`.  Adding a strategy = one file in this
-package defining a ``@register``-ed :class:`~kdkge.strategies.base.TrainingStrategy` subclass with a
-unique ``name``, plus ``conf/strategy/<name>.yaml`` with ``name: <name>``.  Every module here is
+package defining a :class:`~kdkge.strategies.base.TrainingStrategy` subclass with a unique ``name``,
+decorated with :func:`~kdkge.strategies.base.register`, plus ``conf/strategy/<name>.yaml`` with ``name: <name>``.  Every module here is
 imported when the package is, so no list needs editing.
 
 ==========  =====================================================================================
@@ -17,25 +17,12 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-STRATEGY_CLASSES: dict[str, type] = {}
-
-
-def register(cls):
-    """Class decorator: make a training strategy available as ``strategy=<cls.name>``."""
-    if not getattr(cls, "name", ""):
-        raise TypeError(f"{cls.__qualname__} needs a non-empty `name`")
-    if cls.name in STRATEGY_CLASSES and STRATEGY_CLASSES[cls.name] is not cls:
-        raise TypeError(f"strategy name {cls.name!r} is registered twice")
-    STRATEGY_CLASSES[cls.name] = cls
-    return cls
-
-
-for _info in pkgutil.iter_modules(__path__):
+for _info in pkgutil.iter_modules(__path__):  # every strategy module registers itself (kdkge.strategies.base.register)
     importlib.import_module(f"{__name__}.{_info.name}")
 
-from .base import TrainingStrategy  # noqa: E402
-from .negative_sampling import NegativeSampler, NegativeSampling  # noqa: E402
+from .base import STRATEGY_CLASSES, TrainingStrategy, register  # noqa: E402
 from .all_tails import AllTailsTargets, KvsAll, OneVsAll  # noqa: E402
+from .negative_sampling import NegativeSampler, NegativeSampling  # noqa: E402
 
 __all__ = ["STRATEGY_CLASSES", "AllTailsTargets", "KvsAll", "NegativeSampler", "NegativeSampling", "OneVsAll",
            "TrainingStrategy", "available_strategies", "build_strategy", "register"]

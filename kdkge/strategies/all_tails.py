@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..data import TrainingLabels, k_vs_all, one_vs_all
-from . import register
-from .base import TrainingStrategy
+from .base import TrainingStrategy, register
 
 
 class AllTailsTargets:

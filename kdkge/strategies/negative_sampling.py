@@ -5,9 +5,8 @@ from __future__ import annotations
 import torch
 
 from ..data import TrainingLabels, one_vs_all
-from . import register
 from .all_tails import AllTailsTargets
-from .base import TrainingStrategy
+from .base import TrainingStrategy, register
 
 #: Negative sampling draws k tails uniformly from |E| entities (with replacement); k above this
 #: multiple of |E| only repeats them and is refused.
