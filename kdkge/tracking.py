@@ -72,6 +72,7 @@ __all__ = [
     "find_runs",  # reading: kdkge.store (kept here for the callers that import it from this module)
     "flatten_params",
     "lock_timeout",
+    "log_metrics_to_run",
     "resolve_tracking_uri",
 ]
 
@@ -503,3 +504,22 @@ class MlflowTracker(Tracker):
 
     def set_run_tag(self, run_id: str, key: str, value: str) -> None:  # noqa: D102
         self._write(self.client.set_tag, run_id, key, _truncate(str(value), _MAX_TAG_VAL_LENGTH))
+
+
+def log_metrics_to_run(uri: str | None, run_id: str, metrics: Mapping[str, float], step: int = 0) -> int:
+    """Add ``metrics`` at ``step`` to the recorded run ``run_id`` of the store ``uri`` (e.g. ``eval.py log=true``
+    on a finished run); returns how many were written.  On SQLite retried while the store is locked."""
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    uri = resolve_tracking_uri(uri)
+    client = MlflowClient(uri)
+    now = int(time.time() * 1000)
+    items = [Metric(str(k), float(v), now, step) for k, v in metrics.items()]
+    for i in range(0, len(items), _MAX_METRICS_PER_BATCH):
+        batch = items[i : i + _MAX_METRICS_PER_BATCH]
+        if _is_sqlite(uri):
+            _retry_locked(client.log_batch, str(run_id), metrics=batch, store=str(_sqlite_path(uri)))
+        else:
+            client.log_batch(str(run_id), metrics=batch)
+    return len(items)
