@@ -1,11 +1,9 @@
 """Downloaded datasets: fetched from a local HTTP server, verified, extracted, cached."""
 
 import http.server
-import io
 import tarfile
 import threading
 from functools import partial
-from pathlib import Path
 
 import pytest
 
