@@ -167,7 +167,7 @@ def check_evaluable(folder: Path, raw: dict[str, list], train_entities: set, tra
 def resolve_dataset_path(name_or_path: str | Path) -> Path:
     """A built-in name (``umls``, ``kinship``, ``nations``) or a folder path."""
     text = str(name_or_path)
-    from .registry import REGISTRY, fetch
+    from .dataset_sources import REGISTRY, fetch
 
     if text in REGISTRY and not Path(text).expanduser().is_dir():
         return fetch(text)  # downloaded once, verified, cached
@@ -321,7 +321,9 @@ def k_vs_all(triples: torch.Tensor) -> TrainingLabels:
 
 
 def training_labels(triples: torch.Tensor, strategy: str) -> TrainingLabels:
-    builders = {"1vsall": one_vs_all, "kvsall": k_vs_all, "negsamp": one_vs_all}  # negsamp: 1vsAll points, sampled tails
+    """The data points of ``strategy`` ``1vsall`` or ``kvsall`` (a run asks its strategy,
+    :meth:`kdkge.strategies.TrainingStrategy.labels`; negative sampling trains on 1vsAll data points)."""
+    builders = {"1vsall": one_vs_all, "kvsall": k_vs_all}
     if strategy not in builders:
         raise DataError(f"training strategy {strategy!r} is unknown: use one of {sorted(builders)}")
     return builders[strategy](triples)

@@ -23,7 +23,6 @@ import dataclasses
 import math
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -113,7 +112,7 @@ def compare(metrics: dict[str, float], logged: dict[str, float], logged_prefix: 
 def main(cfg: DictConfig) -> float | None:
     """``eval.py``'s task; one-line errors exit with status 2."""
     from .recorded import RecordedRunError, get_run
-    from .tracking import TrackingUnreachableError, resolve_tracking_uri
+    from .tracking import TrackingUnreachableError
 
     try:
         if not cfg.run_id and not cfg.ckpt_path:
@@ -145,16 +144,12 @@ def main(cfg: DictConfig) -> float | None:
                       + (f" (test MRR logged {logged[prefix + 'test_mrr']:.6f}, recomputed {metrics['test_mrr']:.6f})"
                          if "test_mrr" in common else ""))
             if cfg.log:
-                from mlflow.entities import Metric
-                from mlflow.tracking import MlflowClient
+                from .tracking import log_metrics_to_run
 
                 step = int(logged.get("last_epoch", spec.epochs))
-                now = int(time.time() * 1000)
-                items = [Metric(f"{cfg.prefix}{k}", float(v), now, step) for k, v in metrics.items()]
-                client = MlflowClient(resolve_tracking_uri(cfg.tracking_uri or None))
-                for i in range(0, len(items), 1000):
-                    client.log_batch(str(cfg.run_id), metrics=items[i:i + 1000])
-                print(f"logged {len(items)} metrics to run {cfg.run_id} as {cfg.prefix}<name>")
+                written = log_metrics_to_run(cfg.tracking_uri or None, str(cfg.run_id),
+                                             {f"{cfg.prefix}{k}": v for k, v in metrics.items()}, step)
+                print(f"logged {written} metrics to run {cfg.run_id} as {cfg.prefix}<name>")
         return metrics.get("test_mrr")
     except (EvalError, RecordedRunError, TrackingUnreachableError, FileNotFoundError) as exc:
         print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)

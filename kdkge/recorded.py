@@ -29,16 +29,17 @@ class RecordedRunError(ValueError):
 def get_run(uri: str | None, run_id: str):
     """The MLflow run ``run_id`` of the store ``uri`` (default: :func:`kdkge.tracking.default_tracking_uri`)."""
     from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
 
-    from .tracking import check_reachable, resolve_tracking_uri
+    from .mlflow_store import check_reachable
+    from .store import RunStore
 
-    uri = resolve_tracking_uri(uri)
+    store = RunStore(uri)
+    uri = store.uri
     check_reachable(uri)
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):].split("?", 1)[0]).exists():
+    if not store.exists():
         raise RecordedRunError(f"no MLflow store at {uri}: set MLFLOW_TRACKING_URI (or tracking.uri=...) to the store of the run")
     try:
-        return MlflowClient(uri).get_run(str(run_id))
+        return store.run(run_id)
     except MlflowException as exc:
         raise RecordedRunError(f"MLflow run {run_id!r} not found in {uri}: {str(exc).splitlines()[0]}") from None
 
@@ -46,14 +47,12 @@ def get_run(uri: str | None, run_id: str):
 def download(uri: str | None, run_id: str, artifact: str, folder: str | Path) -> Path:
     """Download the artifact ``artifact`` of run ``run_id`` into ``folder``; return the local path."""
     from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
 
-    from .tracking import resolve_tracking_uri
+    from .store import RunStore
 
-    uri = resolve_tracking_uri(uri)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bar for one small file
     try:
-        return Path(MlflowClient(uri).download_artifacts(str(run_id), artifact, str(folder)))
+        return Path(RunStore(uri).download(run_id, artifact, folder))
     except (MlflowException, OSError) as exc:
         raise RecordedRunError(f"run {run_id} has no artifact {artifact} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
 

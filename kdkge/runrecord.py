@@ -45,13 +45,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .tracking import REPO_ROOT
-
-RECORD_DIR = REPO_ROOT / "results" / "runs"
+from .paths import EXPERIMENT_PREFIX, RECORD_DIR, experiment_name
 SUFFIX = ".jsonl.gz"
-#: experiments of training runs: kdkge-<dataset>; the tables' own experiment is not a training run
-EXPERIMENT_PREFIX = "kdkge-"
-EXCLUDED_EXPERIMENTS = ("kdkge-tables",)
+#: experiments of training runs: kdkge-<dataset> (EXPERIMENT_PREFIX); the tables' own experiment is not a training run
+EXCLUDED_EXPERIMENTS = (experiment_name("tables"),)
 #: tag set on a run written by :func:`import_record`: the run id in the record
 IMPORTED_TAG = "imported_from_record"
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
@@ -160,7 +157,7 @@ def record_frame(record_dir: str | Path = RECORD_DIR, experiments: Sequence[str]
 def _client(uri: str | None):
     from mlflow.tracking import MlflowClient
 
-    from .tracking import resolve_tracking_uri
+    from .mlflow_store import resolve_tracking_uri
 
     return MlflowClient(resolve_tracking_uri(uri))
 
@@ -206,7 +203,7 @@ def run_to_record(client, run, experiment: str) -> dict:
 
 def store_records(uri: str | None = None, experiments: Sequence[str] | None = None) -> list[dict]:
     """Every FINISHED run of the store's training experiments, as record lines."""
-    from .tracking import _is_sqlite, _sqlite_path, resolve_tracking_uri
+    from .mlflow_store import _is_sqlite, _sqlite_path, resolve_tracking_uri
 
     uri = resolve_tracking_uri(uri)
     if _is_sqlite(uri) and not _sqlite_path(uri).exists():
@@ -291,7 +288,7 @@ class ImportReport:
 
 
 def _experiment_id(client, uri: str, name: str, report: ImportReport) -> str:
-    from .tracking import _artifact_root, _retry_locked
+    from .mlflow_store import _artifact_root, _retry_locked
 
     found = client.get_experiment_by_name(name)
     if found is not None:
@@ -324,7 +321,7 @@ def write_run(client, experiment_id: str, rec: dict) -> str:
     """Create one FINISHED run from a record line; return its new id."""
     from mlflow.entities import Metric, Param, RunTag
 
-    from .tracking import _retry_locked
+    from .mlflow_store import _retry_locked
 
     start = int(rec.get("start_time") or 0)
     tags = {**rec.get("tags", {}), IMPORTED_TAG: rec["run_id"]}
@@ -355,7 +352,7 @@ def import_record(uri: str | None = None, record_dir: str | Path = RECORD_DIR,
     every imported run keeps its name, start/end time, params, tags, final metrics and loss
     history, and gets the tag ``imported_from_record=<run id in the record>``.
     """
-    from .tracking import ensure_store
+    from .mlflow_store import ensure_store
 
     uri = ensure_store(uri)
     client = _client(uri)

@@ -44,7 +44,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from .config import CONF_DIR
-from .tracking import REPO_ROOT
+from .paths import REPO_ROOT, experiment_name
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
 
@@ -165,26 +165,22 @@ def open_study(space: Mapping[str, Any], storage: str | None = None):
 def _tag_run(cfg, study_name: str, number: int, state: str) -> str | None:
     """Tag the trial's newest MLflow run with ``optuna_state``; return its id."""
     from . import app
-    from .tracking import MlflowTracker
 
     tracker = app.make_tracker(cfg)
-    if not isinstance(tracker, MlflowTracker):
+    if not tracker.recording:
         return None
-    runs = tracker.client.search_runs(
-        [tracker.experiment_id],
-        filter_string=f"tags.optuna_study = '{study_name}' and tags.optuna_trial = '{number}'",
-        order_by=["attributes.start_time DESC"], max_results=1,
-    )
-    if runs:
-        tracker.client.set_tag(runs[0].info.run_id, "optuna_state", state)
-        return runs[0].info.run_id
-    return None
+    run = tracker.store.newest_run(
+        tracker.experiment_name, f"tags.optuna_study = '{study_name}' and tags.optuna_trial = '{number}'")
+    if run is None:
+        return None
+    tracker.set_run_tag(run.info.run_id, "optuna_state", state)
+    return run.info.run_id
 
 
 def _experiment_of(cfg) -> str:
     from . import app
 
-    return str(cfg.tracking.experiment or f"kdkge-{app.dataset_name(cfg)}")
+    return str(cfg.tracking.experiment or experiment_name(app.dataset_name(cfg)))
 
 
 def make_objective(space: Mapping[str, Any], extra_overrides: Sequence[str] = (), parent=None):
@@ -230,7 +226,7 @@ def make_objective(space: Mapping[str, Any], extra_overrides: Sequence[str] = ()
         run_id = _tag_run(cfg, study_name, trial.number, "COMPLETE")
         if run_id is None:  # a FINISHED run of the same config was reused (or tracking is off)
             tracker = app.make_tracker(cfg)
-            run_id = getattr(tracker, "finished_run_with_hash", lambda _: None)(app.config_hash(cfg))
+            run_id = tracker.finished_run_with_hash(app.config_hash(cfg))
             trial.set_user_attr("reused_finished_run", True)
         if run_id:
             trial.set_user_attr("mlflow_run_id", run_id)

@@ -21,6 +21,10 @@ from tqdm.auto import tqdm
 
 from .data import TrainingLabels
 from .losses import stacked_losses
+from .strategies import AllTailsTargets, NegativeSampler, NegativeSampling, OneVsAll, TrainingStrategy
+
+#: The names these classes had before they moved to :mod:`kdkge.strategies`.
+_BatchTargets, _NegativeSampler = AllTailsTargets, NegativeSampler
 
 
 def resolve_device(name: str) -> torch.device:
@@ -170,93 +174,6 @@ class NonFiniteLoss(FloatingPointError):
     """The loss became NaN or infinite; the run cannot continue."""
 
 
-class _BatchTargets:
-    """Positive cells ``(ks, rows, cols)`` of a step's ``[K, B, |E|]`` score tensor, built on the device.
-
-    1vsAll (one tail per data point) needs no offsets arithmetic: rows are ``0…B−1`` and the columns
-    are the tails of the batch.  Slices that share a batch share its cells, repeated per slice.
-    """
-
-    def __init__(self, labels: TrainingLabels, stack: int, batch_size: int, dtype: torch.dtype = torch.float32):
-        self.labels, self.stack, self.dtype = labels, stack, dtype
-        device = labels.queries.device
-        n = len(labels)
-        self.one_per_point = len(labels.tails) == n and torch.equal(labels.offsets, torch.arange(n + 1, device=device))
-        self.arange = torch.arange(n, device=device)
-        self.slices = torch.arange(stack, device=device)
-        # one integer per query (h, r): data points with equal keys have identical score rows
-        self.query_key = labels.queries[:, 0] * (int(labels.queries[:, 1].max()) + 1 if n else 1) + labels.queries[:, 1]
-
-    def deduplicated(self, idx: torch.Tensor):
-        """1vsAll batch ``idx`` with one score row per distinct query ``(h, r)``.
-
-        Returns ``(representatives, weights, ks, rows, cols)``: the batch row scored for each
-        distinct query, how many data points share it, and the positive cells (every data point's
-        own tail, in the row of its query; distinct triples give distinct cells).
-        """
-        distinct, inverse = torch.unique(self.query_key[idx], return_inverse=True)
-        representatives = torch.empty(len(distinct), dtype=torch.long, device=idx.device)
-        representatives.scatter_(0, inverse, self.arange[: len(idx)])  # any row of the query will do
-        weights = torch.bincount(inverse, minlength=len(distinct)).to(self.dtype)
-        cols = self.labels.tails[idx]
-        if self.stack == 1:
-            return representatives, weights, torch.zeros_like(inverse), inverse, cols
-        ks = self.slices.repeat_interleave(len(inverse))
-        return representatives, weights, ks, inverse.repeat(self.stack), cols.repeat(self.stack)
-
-    def of_batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.one_per_point:
-            return self.arange[: len(idx)], self.labels.tails[idx]
-        return self.labels.batch_targets(idx)
-
-    def shared(self, idx: torch.Tensor):
-        """All slices train on batch ``idx``."""
-        rows, cols = self.of_batch(idx)
-        if self.stack == 1:
-            return torch.zeros_like(rows), rows, cols
-        ks = self.slices.repeat_interleave(len(rows))
-        return ks, rows.repeat(self.stack), cols.repeat(self.stack)
-
-    def per_slice(self, idx_per_slice: list[torch.Tensor]):
-        """Slice ``k`` trains on batch ``idx_per_slice[k]`` (stacked seeds)."""
-        ks, rows, cols = [], [], []
-        cache: dict[int, tuple] = {}
-        for k, idx in enumerate(idx_per_slice):
-            key = id(idx)
-            if key not in cache:
-                cache[key] = self.of_batch(idx)
-            r, c = cache[key]
-            ks.append(self.slices[k].expand(len(r)))
-            rows.append(r)
-            cols.append(c)
-        return torch.cat(ks), torch.cat(rows), torch.cat(cols)
-
-
-class _NegativeSampler:
-    """Candidate tails ``[true tail, k uniform negatives]`` of a batch and their positive cells."""
-
-    def __init__(self, num_entities: int, k: int, stack: int, device: torch.device):
-        self.num_entities, self.k, self.stack, self.device = num_entities, k, stack, device
-
-    def candidates(self, true_tails: torch.Tensor, generators: list[torch.Generator], slot: list[int]) -> torch.Tensor:
-        """``[B, 1 + k]`` (one generator) or ``[B, K, 1 + k]`` (slice ``k`` draws from ``generators[slot[k]]``).
-
-        Drawn on the CPU generators (the same negatives on any device), one transfer per step.
-        """
-        batch = true_tails.shape[0]
-        drawn = [torch.randint(self.num_entities, (batch, self.k), generator=g) for g in generators]
-        if len(generators) == 1:
-            return torch.cat([true_tails.unsqueeze(-1), drawn[0].to(self.device)], dim=-1)
-        per_slice = torch.stack([drawn[slot[k]] for k in range(self.stack)], dim=1).to(self.device)  # [B, K, k]
-        return torch.cat([true_tails.unsqueeze(-1), per_slice], dim=-1)
-
-    def positive_cells(self, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The true tail is column 0 of every row of every slice."""
-        ks = torch.arange(self.stack, device=self.device).repeat_interleave(batch)
-        rows = torch.arange(batch, device=self.device).repeat(self.stack)
-        return ks, rows, torch.zeros_like(rows)
-
-
 def train_epochs(
     model: torch.nn.Module,
     labels: TrainingLabels,
@@ -272,18 +189,15 @@ def train_epochs(
     generators: list[torch.Generator] | None = None,
     on_epoch_end: Callable | None = None,
     progress: bool = True,
+    strategy: TrainingStrategy | None = None,
     num_negatives: int = 0,
     sparse: bool = False,
 ) -> torch.optim.Optimizer:
-    """Train for epochs ``start_epoch + 1 … epochs``.
+    """Train for epochs ``start_epoch + 1 … epochs`` with ``strategy`` (:mod:`kdkge.strategies`).
 
-    ``num_negatives = k > 0`` trains by negative sampling: each 1vsAll data point ``(h, r, t)``
-    scores its true tail and ``k`` entities drawn uniformly (with replacement, not filtered: the
-    usual approximation on large graphs, where a drawn entity is rarely a true tail) instead of all
-    ``|E|``; the loss sees a ``[K, B, 1 + k]`` score tensor with the positive in column 0.  The
-    negatives are drawn on the batch-order generator after the epoch's permutation, so a run
-    (and its resume) is reproducible.  ``sparse`` (negative sampling only) trains the embeddings
-    with sparse gradients and :class:`SparseAdam`.
+    Without ``strategy``: all tails are scored (1vsAll or KvsAll, as ``labels`` say), or, with
+    ``num_negatives = k > 0``, ``k`` sampled ones (:class:`~kdkge.strategies.NegativeSampling`,
+    ``sparse`` for sparse gradients and :class:`SparseAdam`).
 
     ``losses[k]`` is configuration ``k``'s loss.  ``on_epoch_end(epoch, mean_losses, optimizer,
     generators)`` runs after every epoch (metrics, checkpoints); ``generators`` are the batch-order
@@ -293,60 +207,23 @@ def train_epochs(
     if len(seeds) != stack:
         raise ValueError(f"need one seed per configuration: {len(seeds)} seeds for {stack} losses")
     device = torch.device(device)
-    if sparse and not num_negatives:
-        raise ValueError("sparse gradients need negative sampling (num_negatives > 0): 1vsAll/KvsAll touch every entity")
-    if sparse:
+    if strategy is None:
+        strategy = _strategy_of(num_negatives, sparse)
+    if strategy.sparse:
         model.use_sparse_gradients()
     if optimizer is None:
-        optimizer = make_optimizer(model, lr, device, sparse=sparse)
+        optimizer = make_optimizer(model, lr, device, sparse=strategy.sparse)
     distinct = sorted(set(seeds))
     if generators is None:
         generators = [torch.Generator().manual_seed(int(s)) for s in distinct]  # CPU: same batches on any device
     slot = [distinct.index(s) for s in seeds]
     labels = labels.to(device)  # constant data: copied once, not per batch
-    heads, relations = labels.queries[:, 0].contiguous(), labels.queries[:, 1].contiguous()
-    targets = _BatchTargets(labels, stack, batch_size, dtype=next(model.parameters()).dtype)
-    n = len(labels)
-    # 1vsAll data points that share (h, r) in a batch have identical score rows (batch norm sees
-    # the whole batch; every later op is row-wise): score each distinct query once, weight its BCE
-    # or cross-entropy terms by its multiplicity.  Same loss and gradients; UMLS batches hold ~63 % distinct queries.
-    dedup = targets.one_per_point and len(generators) == 1 and all(getattr(fn, "weightable", False) for fn in losses)
-    if num_negatives:
-        if not targets.one_per_point:
-            raise ValueError("negative sampling needs one true tail per data point (1vsAll labels)")
-        dedup = False
-        negatives = _NegativeSampler(model.num_entities, num_negatives, stack, device)
+    score = strategy.scorer(model, labels, losses, generators, slot, device)
+    queries = labels.queries[:, 0].contiguous(), labels.queries[:, 1].contiguous()  # heads, relations
     model.train()
     bar = tqdm(range(start_epoch + 1, epochs + 1), desc="epochs", disable=not progress, leave=False)
     for epoch in bar:
-        orders = [batch_order(n, batch_size, g, device) for g in generators]
-        epoch_loss = torch.zeros(stack, dtype=torch.float64, device=device)
-        for step in range(len(orders[0])):
-            representatives = weights = None
-            if len(generators) == 1:
-                idx = orders[0][step]
-            else:
-                per_slice = [orders[slot[k]][step] for k in range(stack)]
-                idx = torch.stack(per_slice, dim=1)  # [B, K]
-            h, r = heads[idx], relations[idx]
-            if num_negatives:
-                tails = negatives.candidates(labels.tails[idx], generators, slot)
-                scores = model.score_tails_stacked(h, r, tails)  # [K, B, 1 + k]
-                ks, rows, cols = negatives.positive_cells(len(idx))
-            else:
-                if dedup:
-                    representatives, weights, ks, rows, cols = targets.deduplicated(idx)
-                elif len(generators) == 1:
-                    ks, rows, cols = targets.shared(idx)
-                else:
-                    ks, rows, cols = targets.per_slice(per_slice)
-                scores = model.score_all_tails_stacked(h, r, rows=representatives)  # [K, B or distinct, |E|]
-            total = stacked_losses(losses, scores, ks, rows, cols, row_weights=weights)  # [K]
-            optimizer.zero_grad(set_to_none=True)
-            total.sum().backward()
-            optimizer.step()
-            epoch_loss.add_(total.detach(), alpha=len(idx))
-        mean_loss = (epoch_loss / n).tolist()  # one host sync per epoch
+        mean_loss = _train_one_epoch(len(labels), queries, losses, score, optimizer, generators, slot, batch_size, device)
         bad = [k for k, v in enumerate(mean_loss) if not math.isfinite(v)]
         if bad:
             raise NonFiniteLoss(f"training loss became {mean_loss[bad[0]]} at epoch {epoch} (configuration {bad[0]})")
@@ -355,3 +232,32 @@ def train_epochs(
         if on_epoch_end is not None:
             on_epoch_end(epoch, mean_loss, optimizer, generators)
     return optimizer
+
+
+def _strategy_of(num_negatives: int, sparse: bool) -> TrainingStrategy:
+    """The strategy of the keyword arguments ``num_negatives`` and ``sparse`` (callers without a spec)."""
+    if sparse and not num_negatives:
+        raise ValueError("sparse gradients need negative sampling (num_negatives > 0): 1vsAll/KvsAll touch every entity")
+    return NegativeSampling(num_negatives, sparse) if num_negatives else OneVsAll()
+
+
+def _train_one_epoch(n, queries, losses, score, optimizer, generators, slot, batch_size, device) -> list[float]:
+    """One epoch over ``n`` data points: a fresh batch order per generator, one optimizer step per
+    batch; returns the mean losses."""
+    stack, (heads, relations) = len(losses), queries
+    orders = [batch_order(n, batch_size, g, device) for g in generators]
+    epoch_loss = torch.zeros(stack, dtype=torch.float64, device=device)
+    for step in range(len(orders[0])):
+        per_slice = None
+        if len(generators) == 1:
+            idx = orders[0][step]
+        else:
+            per_slice = [orders[slot[k]][step] for k in range(stack)]
+            idx = torch.stack(per_slice, dim=1)  # [B, K]
+        scores, ks, rows, cols, weights = score(idx, per_slice, heads[idx], relations[idx])
+        total = stacked_losses(losses, scores, ks, rows, cols, row_weights=weights)  # [K]
+        optimizer.zero_grad(set_to_none=True)
+        total.sum().backward()
+        optimizer.step()
+        epoch_loss.add_(total.detach(), alpha=len(idx))
+    return (epoch_loss / n).tolist()  # one host sync per epoch

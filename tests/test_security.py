@@ -14,7 +14,7 @@ import torch
 from kdkge import calibration_report
 from kdkge.app import _resumable_epoch
 from kdkge.experiment import RunSpec, load_checkpoint, run, save_checkpoint
-from kdkge.registry import RegistryError, RemoteDataset, _extract, fetch, parse_size, sha256_of
+from kdkge.dataset_sources import RegistryError, RemoteDataset, _extract, fetch, parse_size, sha256_of
 from kdkge.safe_load import UnreadableFileError, UnsafeFileError, load_plain
 
 

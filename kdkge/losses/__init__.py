@@ -23,27 +23,17 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-LOSS_CLASSES: dict[str, type] = {}
-
-
-def register(cls):
-    """Class decorator: make a base loss available as ``loss=<cls.name>``."""
-    if not getattr(cls, "name", ""):
-        raise TypeError(f"{cls.__qualname__} needs a non-empty `name`")
-    if cls.name in LOSS_CLASSES and LOSS_CLASSES[cls.name] is not cls:
-        raise TypeError(f"loss name {cls.name!r} is registered twice")
-    LOSS_CLASSES[cls.name] = cls
-    return cls
-
-
 for _info in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_info.name}")
 
-from .base import CALIBRATIONS, check_alpha  # noqa: E402
+from .base import CALIBRATIONS, LOSS_CLASSES, check_alpha, register  # noqa: E402
 from .bce import BCELoss  # noqa: E402
 from .fused import stacked_losses  # noqa: E402
 from .label_relaxation import LabelRelaxation2022Loss, LabelRelaxationLoss, reference_label_relaxation  # noqa: E402
 from .softmax_ce import SoftmaxCrossEntropyLoss  # noqa: E402
+
+__all__ = ["CALIBRATIONS", "LOSSES", "LOSS_CLASSES", "BCELoss", "LabelRelaxation2022Loss", "LabelRelaxationLoss",
+           "SoftmaxCrossEntropyLoss", "build_loss", "check_alpha", "reference_label_relaxation", "register", "stacked_losses"]
 
 #: The registered base losses (``loss=...``).
 LOSSES = tuple(sorted(LOSS_CLASSES))

@@ -1,10 +1,23 @@
-"""What every loss shares: the calibration names, α checks, the one-positive-per-row check."""
+"""What every loss shares: the registry, the calibration names, α checks, the one-positive-per-row check."""
 
 from __future__ import annotations
 
 import torch
 
 CALIBRATIONS = ("none", "ls", "lr")
+
+#: The registered base losses by name (``loss=<name>``), filled by :func:`register`.
+LOSS_CLASSES: dict[str, type] = {}
+
+
+def register(cls):
+    """Class decorator: make a base loss available as ``loss=<cls.name>``."""
+    if not getattr(cls, "name", ""):
+        raise TypeError(f"{cls.__qualname__} needs a non-empty `name`")
+    if cls.name in LOSS_CLASSES and LOSS_CLASSES[cls.name] is not cls:
+        raise TypeError(f"loss name {cls.name!r} is registered twice")
+    LOSS_CLASSES[cls.name] = cls
+    return cls
 
 
 def check_alpha(alpha: float, what: str) -> float:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from . import register
-from .base import check_alpha
+from .base import check_alpha, register
 from .fused import stacked_losses
 
 

@@ -4,8 +4,9 @@ The score matrix is the largest tensor of a training step, so each loss kind her
 and a backward that writes its closed-form gradient w.r.t. the scores (``σ(z) − p`` for BCE,
 ``softmax(z) − q`` for cross-entropy, ``p̂ − p'`` for label relaxation) in two or three passes,
 instead of autograd replaying a dozen element-wise ops.  A loss class takes part by naming its
-``fused_kind`` (``"bce"``, ``"ce"`` or ``"lr"``) and ``fused_param`` (the attribute holding its
-α); a loss without ``fused_kind`` is called one slice at a time through autograd.
+``fused_kind`` (a key of :data:`FUSED_KERNELS`: ``"bce"``, ``"ce"``, ``"lr"``, ``"lr2022"``) and
+``fused_param`` (the attribute holding its α); a loss without one is called one slice at a time
+through autograd.
 """
 
 from __future__ import annotations
@@ -198,12 +199,55 @@ def _lr2022_backward(z, ks, rows, cols, alphas, saved, grad, out):
     out.mul_(scale.view(-1, 1, 1))
 
 
+def _no_row_weights(weights) -> None:
+    if weights is not None:
+        raise ValueError("label relaxation needs one score row per data point (no row weights)")
+
+
+def _bce_kernel(z, pos, alphas, weights, points):
+    return _bce_forward(z, *pos, alphas, weights, points), (weights, points)
+
+
+def _ce_kernel(z, pos, alphas, weights, points):
+    value, lse = _ce_forward(z, *pos, alphas, weights, points)
+    return value, (weights, points, lse)
+
+
+def _lr_kernel(z, pos, alphas, weights, points):
+    _no_row_weights(weights)
+    return _lr_forward(z, *pos, alphas)
+
+
+def _lr2022_kernel(z, pos, alphas, weights, points):
+    _no_row_weights(weights)
+    return _lr2022_forward(z, *pos, alphas)
+
+
+#: The fused kernels by ``fused_kind``: ``forward(z, positives, alphas, row_weights, points) -> (losses
+#: [Kg], saved)`` and ``backward(z, positives, alphas, saved, grad [Kg], out)``, which writes the
+#: gradient w.r.t. ``z`` into ``out``.  A loss class joins by naming one in ``fused_kind``
+#: (:func:`register_fused_kernel` adds a kind).
+FUSED_KERNELS: dict[str, tuple] = {
+    "bce": (_bce_kernel, lambda z, pos, alphas, saved, g, out: _bce_backward(z, *pos, alphas, *saved, g, out)),
+    "ce": (_ce_kernel, lambda z, pos, alphas, saved, g, out: _ce_backward(z, *pos, alphas, *saved, g, out)),
+    "lr": (_lr_kernel, lambda z, pos, alphas, saved, g, out: _lr_backward(z, *pos, alphas, saved, g, out)),
+    "lr2022": (_lr2022_kernel, lambda z, pos, alphas, saved, g, out: _lr2022_backward(z, *pos, alphas, saved, g, out)),
+}
+
+
+def register_fused_kernel(kind: str, forward, backward) -> None:
+    """Make ``fused_kind = kind`` a fused loss (see :data:`FUSED_KERNELS`; test it against autograd in float64)."""
+    if kind in FUSED_KERNELS and FUSED_KERNELS[kind] != (forward, backward):
+        raise TypeError(f"fused kernel {kind!r} is registered twice")
+    FUSED_KERNELS[kind] = (forward, backward)
+
+
 class _FusedLosses(torch.autograd.Function):
     """Per-slice losses of ``scores [K, B, E]`` → ``[K]``, with a hand-written gradient."""
 
     @staticmethod
     def forward(ctx, scores, ks, rows, cols, groups, weights=None):
-        # groups: ((kind, members, alphas), ...) with kind "bce", "ce" or "lr"; weights: see stacked_losses
+        # groups: ((kind, members, alphas), ...) with kind a key of FUSED_KERNELS; weights: see stacked_losses
         stack = scores.shape[0]
         points = scores.shape[1] if weights is None else weights.sum()  # a tensor: no host sync
         losses = scores.new_empty(stack)
@@ -211,19 +255,7 @@ class _FusedLosses(torch.autograd.Function):
         for kind, members, alphas in groups:
             z, where = _group_view(scores, members)
             pos = _local_positives(ks, rows, cols, members, stack, len(members) == stack)
-            if kind == "bce":
-                value, saved = _bce_forward(z, *pos, alphas, weights, points), (weights, points)
-            elif kind == "ce":
-                value, lse = _ce_forward(z, *pos, alphas, weights, points)
-                saved = (weights, points, lse)
-            elif kind == "lr2022":
-                if weights is not None:
-                    raise ValueError("label relaxation needs one score row per data point (no row weights)")
-                value, saved = _lr2022_forward(z, *pos, alphas)
-            else:
-                if weights is not None:
-                    raise ValueError("label relaxation needs one score row per data point (no row weights)")
-                value, saved = _lr_forward(z, *pos, alphas)
+            value, saved = FUSED_KERNELS[kind][0](z, pos, alphas, weights, points)
             losses[where] = value.to(scores.dtype)
             plan.append((kind, members, alphas, where, z, pos, saved))
         ctx.plan = plan
@@ -240,14 +272,7 @@ class _FusedLosses(torch.autograd.Function):
             g = grad_losses[where]
             # write straight into the gradient when the group is a view; else fill a copy
             out = grad[where] if isinstance(where, slice) else torch.empty_like(z)
-            if kind == "bce":
-                _bce_backward(z, *pos, alphas, *saved, g, out)
-            elif kind == "ce":
-                _ce_backward(z, *pos, alphas, *saved, g, out)
-            elif kind == "lr2022":
-                _lr2022_backward(z, *pos, alphas, saved, g, out)
-            else:
-                _lr_backward(z, *pos, alphas, saved, g, out)
+            FUSED_KERNELS[kind][1](z, pos, alphas, saved, g, out)
             if not isinstance(where, slice):
                 grad.index_copy_(0, where, out)
         ctx.plan = None  # free the saved score views
@@ -275,7 +300,7 @@ def stacked_losses(
     """
     if row_weights is not None and not all(getattr(fn, "weightable", False) for fn in losses):
         raise ValueError("row_weights are supported for BCE and softmax cross-entropy (with label smoothing) only")
-    if all(getattr(fn, "fused_kind", None) for fn in losses):
+    if all(getattr(fn, "fused_kind", None) in FUSED_KERNELS for fn in losses):
         groups = []
         for kind in dict.fromkeys(fn.fused_kind for fn in losses):  # one group per kind, in order of appearance
             members = [k for k, fn in enumerate(losses) if fn.fused_kind == kind]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from . import register
-from .base import check_alpha, one_positive_per_row
+from .base import check_alpha, one_positive_per_row, register
 from .fused import stacked_losses
 
 
@@ -24,6 +23,7 @@ class SoftmaxCrossEntropyLoss:
 
     name = "softmax_ce"
     fused_kind, fused_param, weightable = "ce", "smoothing", True
+    one_tail_per_row = True  # needs strategies with one true tail per data point (RunSpec.validate checks)
 
     def __init__(self, smoothing: float = 0.0):
         self.smoothing = 0.0 if smoothing == 0.0 else check_alpha(smoothing, "label smoothing")

@@ -37,4 +37,4 @@ def build_model(name: str, num_entities: int, num_relations: int, dim: int, stac
     _discover()
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}: available models are {', '.join(sorted(MODELS))}")
-    return MODELS[name](num_entities, num_relations, dim, stack=stack, **options)
+    return MODELS[name].build(num_entities, num_relations, dim, stack=stack, **options)

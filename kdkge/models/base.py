@@ -95,22 +95,35 @@ class StackedEmbedding(nn.Module):
     def all(self) -> torch.Tensor:
         return self.weight
 
+    def slice_state(self, k: int) -> dict[str, torch.Tensor]:
+        """The state of configuration ``k`` as an unstacked module's: weight ``[num, 1, w]``."""
+        return {"weight": self.weight.detach()[:, k : k + 1].clone()}
+
 
 class StackedBatchNorm(nn.Module):
     """Batch norm of width ``w`` per slice, on inputs ``[B, K, w]`` (Ioffe & Szegedy 2015)."""
 
     def __init__(self, width: int, stack: int = 1):
         super().__init__()
+        self.stack = stack
         self.norm = nn.BatchNorm1d(width * stack)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(x.reshape(x.shape[0], -1)).view_as(x)
+
+    def slice_state(self, k: int) -> dict[str, torch.Tensor]:
+        """The state of configuration ``k``: channels ``k·w … (k+1)·w − 1`` of every ``[K·w]`` vector
+        (weight, bias, running mean and variance); the shared batch counter as it is."""
+        return {f"norm.{key}": (t.view(self.stack, -1)[k] if t.dim() == 1 else t).clone()
+                for key, t in self.norm.state_dict().items()}
 
 
 class KGEModel(nn.Module):
     """Base class: ``score(h, r, t) = ⟨query(h, r), tail(t)⟩`` for ``stack`` configurations.
 
     Subclasses set ``name`` and implement :meth:`query` and :meth:`tail_embeddings`.
+    :meth:`build` (what :func:`kdkge.models.build_model` calls) records the extra constructor
+    arguments in :attr:`options`, so that :meth:`unstack` can build the same model with ``stack=1``.
     """
 
     name: str = ""
@@ -118,6 +131,49 @@ class KGEModel(nn.Module):
     def __init__(self, num_entities: int, num_relations: int, dim: int, stack: int = 1):
         super().__init__()
         self.num_entities, self.num_relations, self.dim, self.stack = num_entities, num_relations, dim, stack
+        self.options: dict = {}  # the model's extra constructor arguments (set by build)
+
+    @classmethod
+    def build(cls, num_entities: int, num_relations: int, dim: int, stack: int = 1, **options) -> "KGEModel":
+        """``cls(num_entities, num_relations, dim, stack, **options)``, remembering ``options``."""
+        model = cls(num_entities, num_relations, dim, stack=stack, **options)
+        model.options = dict(options)
+        return model
+
+    def unstack(self, k: int) -> "KGEModel":
+        """Configuration ``k`` of a stacked model as an ordinary model (same weights and statistics).
+
+        Stacked modules slice themselves (:meth:`StackedEmbedding.slice_state`,
+        :meth:`StackedBatchNorm.slice_state`); a model's own parameters and buffers are sliced by
+        :meth:`slice_own_tensor`.  ``stack == 1`` returns the model itself.
+        """
+        if self.stack == 1:
+            return self
+        single = type(self).build(self.num_entities, self.num_relations, self.dim, stack=1, **self.options)
+        single.to(next(self.parameters()))  # same device and dtype before copying the weights
+        state = {}
+        for prefix, module in self.named_modules():
+            if isinstance(module, (StackedEmbedding, StackedBatchNorm)):
+                state.update({f"{prefix}.{key}": value for key, value in module.slice_state(k).items()})
+        for key, tensor in self.state_dict().items():
+            if key not in state:
+                state[key] = self.slice_own_tensor(key, tensor.detach(), k)
+        single.load_state_dict(state)
+        return single
+
+    def slice_own_tensor(self, key: str, tensor: torch.Tensor, k: int) -> torch.Tensor:
+        """Configuration ``k`` of a parameter or buffer the model holds outside the stacked modules.
+
+        The default follows the embeddings' layout: the stack axis is axis 1 (``[N, K, ...]``, e.g.
+        scaled_distmult's ``[|R|, K, 1]`` temperatures); a scalar is shared.  A model with another
+        layout overrides this.
+        """
+        if tensor.dim() == 0:
+            return tensor.clone()
+        if tensor.dim() < 2 or tensor.shape[1] != self.stack:
+            raise ValueError(f"{type(self).__name__}.{key} {tuple(tensor.shape)} has no stack axis at 1: "
+                             "override slice_own_tensor to say how it unstacks")
+        return tensor[:, k : k + 1].clone()
 
     @property
     def stored_width(self) -> int:

@@ -1,17 +1,15 @@
 """Downloaded datasets: fetched from a local HTTP server, verified, extracted, cached."""
 
 import http.server
-import io
 import tarfile
 import threading
 from functools import partial
-from pathlib import Path
 
 import pytest
 
-from kdkge import registry
+from kdkge import dataset_sources as registry
 from kdkge.data import DATA_ROOT, load_dataset
-from kdkge.registry import RegistryError, RemoteDataset, fetch, sha256_of
+from kdkge.dataset_sources import RegistryError, RemoteDataset, fetch, sha256_of
 
 
 @pytest.fixture

@@ -1,14 +1,15 @@
 """Datasets that are downloaded once, verified and cached (for graphs too big to ship).
 
-A registry entry names a download URL, the archive's SHA-256 and where the split files sit
+An entry of :data:`REGISTRY` (the downloadable datasets; the model registry is
+:mod:`kdkge.models`) names a download URL, the archive's SHA-256 and where the split files sit
 inside the archive.  :func:`fetch` downloads into the cache (``$KDKGE_CACHE`` or
 ``<repo>/.cache/datasets``), checks the checksum, extracts, and returns the folder holding
 ``train.txt``, ``valid.txt`` and ``test.txt``; later calls use the cache without a network.
 
-    python -m kdkge.registry list
-    python -m kdkge.registry fetch wn18rr          # prints the folder
-    python train.py dataset=custom dataset.path=$(python -m kdkge.registry fetch wn18rr)
-    RunSpec(dataset="wn18rr")                       # the Python API resolves registry names itself
+    python -m kdkge.dataset_sources list
+    python -m kdkge.dataset_sources fetch wn18rr          # prints the folder
+    python train.py dataset=custom dataset.path=$(python -m kdkge.dataset_sources fetch wn18rr)
+    RunSpec(dataset="wn18rr")                       # the Python API resolves these names itself
 
 An entry whose checksum is not known yet (``sha256=None``) is refused unless
 ``allow_unverified=True`` (CLI ``--allow-unverified``); the computed checksum is printed so it
@@ -198,7 +199,7 @@ def fetch(name: str, allow_unverified: bool = False, registry: dict[str, RemoteD
         actual = sha256_of(archive)
         if entry.sha256 is None and not allow_unverified:
             raise RegistryError(f"{name}: no known SHA-256 to verify the download against (got {actual}); "
-                                "add it to kdkge/registry.py or pass allow_unverified=True")
+                                "add it to kdkge/dataset_sources.py or pass allow_unverified=True")
         if entry.sha256 is not None and actual != entry.sha256:
             raise RegistryError(f"{name}: SHA-256 mismatch for {entry.url}: expected {entry.sha256}, got {actual}; "
                                 "the file changed or the download is corrupt")
