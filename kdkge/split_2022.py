@@ -37,6 +37,7 @@ import tempfile
 import torch
 
 from .evaluation import RankingTask, paper_ranking_task, scored_batches, sorted_position_ranks
+from .paths import experiment_name
 from .schema import PAPER_TEST_GROUPS as GROUPS
 GROUP_METRICS = ("mrr", "hits_1", "hits_10")
 
@@ -100,8 +101,10 @@ def backfill(uri: str | None, experiments: list[str], force: bool = False) -> in
     """Log :func:`breakdown` into every FINISHED paper_code run of ``experiments`` that lacks it."""
     from mlflow.tracking import MlflowClient
 
-    from .experiment import load_checkpoint, prepare_data
-    from .tracking import find_runs, resolve_tracking_uri
+    from .checkpoints import load_checkpoint
+    from .experiment import prepare_data
+    from .mlflow_store import resolve_tracking_uri
+    from .store import find_runs
 
     uri = resolve_tracking_uri(uri)
     client = MlflowClient(uri)
@@ -133,7 +136,7 @@ def backfill(uri: str | None, experiments: list[str], force: bool = False) -> in
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kdkge.split_2022", description=__doc__.split("\n\n")[0])
     parser.add_argument("--tracking-uri", default=None, help="MLflow store (default: MLFLOW_TRACKING_URI or the local store)")
-    parser.add_argument("--experiments", nargs="+", default=["kdkge-umls", "kdkge-kinship"])
+    parser.add_argument("--experiments", nargs="+", default=[experiment_name(d) for d in ("umls", "kinship")])
     parser.add_argument("--force", action="store_true", help="recompute runs that already have the metrics")
     args = parser.parse_args(argv)
     done = backfill(args.tracking_uri, args.experiments, args.force)
