@@ -30,9 +30,9 @@ from omegaconf import DictConfig
 
 from .calibration_metrics import calibration_metrics
 from .data import BUILTIN
-from .evaluation import paper_ranking_task
 from .experiment import SPLIT_NAMES, TrainedModel, evaluate_model, evaluation_tasks, load_checkpoint, prepare_data
 from .schema import RANK_METRICS, flat_metrics
+from .split_2022 import PaperTest
 
 CHECKPOINTS = ("model", "best_model")
 TIES = ("realistic", "optimistic", "pessimistic")
@@ -72,7 +72,7 @@ def evaluate_trained(trained: TrainedModel, splits, *, dataset_path: str | None 
     if list(kg.entities) != list(trained.entities) or list(kg.relations) != list(trained.relations):
         raise EvalError("the dataset's entities or relations differ from the checkpoint's: not the data it was trained on")
     tasks = evaluation_tasks(kg, tuple(splits))
-    paper_task = paper_ranking_task(kg) if kg.paper_test is not None and "test" in splits else None
+    paper_task = PaperTest.of(kg) if kg.paper_test is not None and "test" in splits else None
     [per_split] = evaluate_model(trained.model, tasks, paper_task, batch_size)
     metrics = flat_metrics(per_split)
     if calibration:

@@ -23,11 +23,12 @@ import torch
 from .checkpoints import TrainedModel, TrainingState, load_checkpoint, save_checkpoint
 from .data import KnowledgeGraph, add_noise, load_dataset
 from .data_2022 import load_dataset_2022
-from .evaluation import RankingTask, evaluate_sorted_stacked, evaluate_stacked, paper_ranking_task, ranking_task
+from .evaluation import RankingTask, evaluate_stacked, ranking_task
 from .losses import build_loss
 from .models import build_model
 from .resources import available_memory, check_resources, memory_estimate
 from .selection import BestValidation, EarlyStop
+from .split_2022 import PaperTest
 from .spec import (DTYPES, LEGACY_SPEC, MAX_SEED, PROTOCOL_LOSS, PROTOCOLS, SPLIT_NAMES, STRATEGIES, RunResult,
                    RunSpec)
 from .strategies import build_strategy
@@ -81,7 +82,7 @@ class _StackedRun:
         self.losses = [build_loss(s.calibration, s.alpha, s.loss, s.protocol) for s in specs]
         self.tasks = evaluation_tasks(kg, eval_splits)
         # paper_code: also the authors' 2022 test split, ranked their way (logged as paper_test_*)
-        self.paper_task = paper_ranking_task(kg) if kg.paper_test is not None and "test" in eval_splits else None
+        self.paper_task = PaperTest.of(kg) if kg.paper_test is not None and "test" in eval_splits else None
         self.history: list[list[float]] = []
         self.selection = BestValidation(len(specs), patience)
         self.last_epoch = 0
@@ -202,14 +203,16 @@ def run(
     return group.results(final, time.perf_counter() - started, selecting)
 
 
-def evaluate_model(model, tasks: dict[str, RankingTask], paper_task: RankingTask | None = None,
+def evaluate_model(model, tasks: dict[str, RankingTask], paper_task: PaperTest | None = None,
                    batch_size: int = 4096) -> list[dict[str, dict[str, float]]]:
     """Per stacked configuration: metrics per split, plus ``paper_test`` (the authors' 2022 test
-    split and ranking, :func:`kdkge.evaluation.evaluate_sorted_stacked`) when ``paper_task`` is given."""
+    split and ranking) and its row groups (:class:`kdkge.split_2022.PaperTest`) when ``paper_task`` is given."""
     per_split = {split: evaluate_stacked(model, task, batch_size) for split, task in tasks.items()}
+    out = [{split: values[k] for split, values in per_split.items()} for k in range(model.stack)]
     if paper_task is not None:
-        per_split["paper_test"] = evaluate_sorted_stacked(model, paper_task)
-    return [{split: values[k] for split, values in per_split.items()} for k in range(model.stack)]
+        for metrics, paper in zip(out, paper_task.evaluate(model), strict=True):
+            metrics.update(paper)
+    return out
 
 
 def run_one(spec: RunSpec | None = None, **kwargs) -> RunResult:

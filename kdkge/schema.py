@@ -42,7 +42,7 @@ RUN_TAGS = {
 #: rows whose tail is a validation subject, and (NaN, NaN, ·) rows; ``paper_test_nan_chance_mrr`` is
 #: the NaN rows' MRR under scores that carry no information.  Logged by paper_code runs.
 PAPER_TEST_GROUPS = ("true", "inverse", "nan")
-PAPER_TEST_GROUP_METRICS = tuple(f"paper_test_{g}_{m}" for g in PAPER_TEST_GROUPS for m in ("mrr", "hits_1", "hits_10")) \
+PAPER_TEST_GROUP_METRICS = tuple(f"paper_test_{g}_{m}" for g in PAPER_TEST_GROUPS for m in ("mrr", "hits_1", "hits_3", "hits_10")) \
     + ("paper_test_nan_chance_mrr",)
 
 #: flat name → grouped copy, logged at the same steps (see the module docstring).

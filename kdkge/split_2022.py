@@ -33,13 +33,13 @@ import argparse
 import math
 import sys
 import tempfile
+from dataclasses import dataclass
 
 import torch
 
-from .evaluation import RankingTask, paper_ranking_task, scored_batches, sorted_position_ranks
+from .evaluation import RankingTask, metrics_from_ranks, paper_ranking_task, scored_batches, sorted_position_ranks
 from .paths import experiment_name
-from .schema import PAPER_TEST_GROUPS as GROUPS
-GROUP_METRICS = ("mrr", "hits_1", "hits_10")
+from .schema import PAPER_TEST_GROUP_METRICS, PAPER_TEST_GROUPS as GROUPS, flat_metrics
 
 
 def row_groups(kg) -> dict[str, torch.Tensor]:
@@ -70,31 +70,40 @@ def chance_mrr(candidates: torch.Tensor) -> float:
 
 @torch.inference_mode()
 def paper_test_ranks(model, task: RankingTask, batch_size: int = 1024) -> torch.Tensor:
-    """The authors' rank of every row (:func:`kdkge.evaluation.sorted_position_ranks`), ``[rows]``."""
-    ranks = torch.cat([sorted_position_ranks(*batch) for batch in scored_batches(model, task, batch_size)], dim=-1)
-    if ranks.shape[0] != 1:
-        raise ValueError("give one (unstacked) model")
-    return ranks[0]
+    """The authors' rank of every row (:func:`kdkge.evaluation.sorted_position_ranks`), ``[K, rows]``."""
+    return torch.cat([sorted_position_ranks(*batch) for batch in scored_batches(model, task, batch_size)], dim=-1)
 
 
-def group_metrics(ranks: torch.Tensor, groups: dict[str, torch.Tensor]) -> dict[str, float]:
-    """``paper_test_<group>_{mrr,hits_1,hits_10}``: mean 1/rank and Hits@k within each group."""
-    out = {}
-    for name, mask in groups.items():
-        r = ranks[mask].double()
-        out[f"paper_test_{name}_mrr"] = float((1.0 / r).mean())
-        out[f"paper_test_{name}_hits_1"] = float((r <= 1).double().mean())
-        out[f"paper_test_{name}_hits_10"] = float((r <= 10).double().mean())
-    return out
+@dataclass(frozen=True)
+class PaperTest:
+    """The 2022 test split as the authors ranked it, with its row groups (what ``paper_code`` runs evaluate)."""
+
+    task: RankingTask
+    groups: dict
+    nan_chance: float
+
+    @classmethod
+    def of(cls, kg) -> "PaperTest":
+        task, groups = paper_ranking_task(kg), row_groups(kg)
+        return cls(task, groups, chance_mrr(candidate_counts(task, kg.num_entities)[groups["nan"]]))
+
+    def evaluate(self, model, batch_size: int = 1024) -> list[dict[str, dict[str, float]]]:
+        """Per stacked configuration: ``paper_test`` (every row, :func:`kdkge.evaluation.metrics_from_ranks`),
+        ``paper_test_<group>`` per row group, and ``paper_test_nan_chance`` (``{"mrr": …}``)."""
+        ranks = paper_test_ranks(model, self.task, batch_size)
+        out = []
+        for k in range(ranks.shape[0]):
+            metrics = {"paper_test": metrics_from_ranks(ranks[k])}
+            metrics.update({f"paper_test_{g}": metrics_from_ranks(ranks[k][mask]) for g, mask in self.groups.items()})
+            metrics["paper_test_nan_chance"] = {"mrr": self.nan_chance}
+            out.append(metrics)
+        return out
 
 
 def breakdown(model, kg) -> dict[str, float]:
-    """All group metrics of ``model`` on ``kg``'s 2022 test split, plus the NaN rows' chance MRR."""
-    task = paper_ranking_task(kg)
-    groups = row_groups(kg)
-    metrics = group_metrics(paper_test_ranks(model, task), groups)
-    metrics["paper_test_nan_chance_mrr"] = chance_mrr(candidate_counts(task, kg.num_entities)[groups["nan"]])
-    return metrics
+    """The group metrics of one model on ``kg``'s 2022 test split, flat (``paper_test_true_mrr``, …)."""
+    [per_split] = PaperTest.of(kg).evaluate(model)
+    return {key: value for key, value in flat_metrics(per_split).items() if key in PAPER_TEST_GROUP_METRICS}
 
 
 def backfill(uri: str | None, experiments: list[str], force: bool = False) -> int:

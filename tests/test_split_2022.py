@@ -85,3 +85,14 @@ def test_the_nan_relation_keeps_its_initial_vector_during_training():
     assert not torch.equal(r0[:nan_relation], r1[:nan_relation])  # the other relations did train
     nan_entity = kg.entities.index(NAN_NAME)
     assert not torch.equal(before.model.entities.weight[nan_entity], after.model.entities.weight[nan_entity])
+
+
+def test_a_paper_code_run_reports_the_row_groups_beside_paper_test():
+    [result] = run([RunSpec(dataset="umls", model="kd_distmult", dim=16, epochs=1, batch_size=1024, dtype="float64")],
+                   progress=False)
+    metrics = result.metrics
+    assert set(GROUPS) <= {split.removeprefix("paper_test_") for split in metrics if split.startswith("paper_test_")}
+    sizes = {g: int(mask.sum()) for g, mask in row_groups(result.kg).items()}
+    recomposed = sum(sizes[g] * metrics[f"paper_test_{g}"]["mrr"] for g in GROUPS) / sum(sizes.values())
+    assert recomposed == pytest.approx(metrics["paper_test"]["mrr"], rel=1e-12)
+    assert metrics["paper_test_nan_chance"]["mrr"] == pytest.approx(0.153, abs=5e-4)
