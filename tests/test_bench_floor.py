@@ -104,3 +104,29 @@ def test_malloc_tuning_is_switchable_and_changes_no_number():
         runs[flag] = out.stdout.split()
     assert runs["0"][0] == "None" and runs["1"][0] in ("True", "False")  # False off glibc
     assert runs["0"][1] == runs["1"][1]
+
+
+@pytest.mark.parametrize("name", ["distmult", "kd_rel_distmult", "kd_distmult", "complex", "kd_complex"])
+@pytest.mark.parametrize("own", [False, True])
+def test_negative_sampling_dense_path_equals_the_gathered_path_in_float64(name, own, monkeypatch):
+    """Few entities: score_tails_stacked scores all of them with one GEMM and gathers the candidates;
+    scores and every gradient equal those of the gathered candidate vectors (DENSE_CANDIDATES = 0)."""
+    from kdkge.models import build_model
+
+    grads = {}
+    for dense in (True, False):
+        model = build_model(name, 30, 7, 16, stack=2)
+        model.reset_parameters([3, 4])
+        model = model.double().train()
+        if not dense:
+            monkeypatch.setattr(model, "DENSE_CANDIDATES", 0)
+        assert model.dense_candidates(4) is dense
+        gen = torch.Generator().manual_seed(5)
+        h, r = torch.randint(30, (6,), generator=gen), torch.randint(7, (6,), generator=gen)
+        tails = torch.randint(30, (6, 2, 4) if own else (6, 4), generator=gen)
+        scores = model.score_tails_stacked(h, r, tails)
+        torch.nn.functional.logsigmoid(scores).sum().backward()
+        grads[dense] = (scores.detach(), {n: p.grad.clone() for n, p in model.named_parameters()})
+    torch.testing.assert_close(grads[True][0], grads[False][0], rtol=1e-12, atol=1e-12)
+    for n, g in grads[True][1].items():
+        torch.testing.assert_close(g, grads[False][1][n], rtol=1e-10, atol=1e-12, msg=n)
