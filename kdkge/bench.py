@@ -505,9 +505,9 @@ def write_report(path: Path, command: str, machine: dict, results: dict, elapsed
                   "Epoch time is wall-clock time, the drivers alternating round by round; the process CPU time is in the last "
                   "column (it leaves out waiting for a core on this shared machine, and anything done outside the process).", "",
                   "| framework | training instances | epoch time | kdkge is faster by | CPU time per epoch (ratio) |", "| --- | --- | --- | --- | --- |"]
-        ours = fw["kdkge"]["epoch_ms"]
+        ours = fw["kdkge"]["epoch_ms"] if "kdkge" in fw else None
         for name in ("kdkge", "pykeen", "dicee"):
-            if name in fw:
+            if name in fw and (ours or name == "kdkge"):
                 entry = fw[name]
                 ratio = "—" if name == "kdkge" else f"**{entry['epoch_ms'] / ours:.1f}×**"
                 cpu_ratio = "" if name == "kdkge" else f" ({entry['cpu_epoch_ms'] / fw['kdkge']['cpu_epoch_ms']:.1f}×)"
@@ -517,7 +517,7 @@ def write_report(path: Path, command: str, machine: dict, results: dict, elapsed
         for name, reason in fw.get("failed", {}).items():
             lines.append(f"| {name} | — | **failed** in every round: `{reason}` | — | — |")
         lines.append("")
-        floor = fw["kdkge"].get("matmul_floor_cpu_ms")
+        floor = fw.get("kdkge", {}).get("matmul_floor_cpu_ms")
         if floor:
             lines.append(f"Floor: the three matrix products every step must do (scores Q·Eᵀ and the gradients G·E and Gᵀ·Q, "
                          f"float32, the epoch's batches), timed alone, take **{floor:.1f} ms** of CPU per epoch on this core; "

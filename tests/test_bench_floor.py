@@ -130,3 +130,15 @@ def test_negative_sampling_dense_path_equals_the_gathered_path_in_float64(name, 
     torch.testing.assert_close(grads[True][0], grads[False][0], rtol=1e-12, atol=1e-12)
     for n, g in grads[True][1].items():
         torch.testing.assert_close(g, grads[False][1][n], rtol=1e-10, atol=1e-12, msg=n)
+
+
+def test_kdkge_driver_runs_under_the_default_protocol():
+    """The driver benchmarks KvsAll (as the peers); paper_code, the default protocol, refuses KvsAll, so the driver names paper_text."""
+    import json
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "kdkge_driver.py"), "--warmup", "1", "--epochs", "1"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["training_instances"] == 1560 and result["losses_finite"] and result["matmul_floor_cpu_seconds"] > 0
