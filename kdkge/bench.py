@@ -7,10 +7,14 @@
 2. KD-DistMult's closed form (Eq. 9 as ⟨h, r⟩·⟨h∘r, t⟩) against the explicit Kronecker
    reconstruction, one training step (forward, loss, backward, Adam) at d = 289, 2 500, 10 000.
 3. Five calibration configurations trained stacked as one model against five sequential runs.
+1b. Epoch / floor of every strategy (1vsAll with deduplicated queries, KvsAll, negative sampling) for
+   the three paper models at Table 2's sizes, with torch.profiler tables and the levers measured
+   side by side (``kdkge/bench_floor.py``).
 4. Wall time of the full Tables 2–6 sweep on this machine: every configuration group of the sweep
    is trained for a few epochs by two worker processes with one torch thread each (the sweep's
    setting), and its 1000-epoch time is extrapolated; the extrapolation is checked on a few
-   configurations trained for 100 epochs.
+   configurations trained for 100 epochs, and against a real timed subset (``train.py -m`` with the
+   joblib launcher and a temporary MLflow store), whose per-job overhead is added to the estimate.
 
 Every figure is a median over repeats, the compared variants interleaved, so a noisy shared
 machine slows both sides alike.  The figures go to ``results/benchmarks.md``.
@@ -86,7 +90,17 @@ def machine_description() -> dict[str, str]:
         pass
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
+    info["load average at start (1, 5, 15 min)"] = load_average()
     return info
+
+
+def load_average() -> str:
+    """``/proc/loadavg``'s three figures with the core count: how busy the shared machine was."""
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return "unknown"
+    return f"{one:.1f}, {five:.1f}, {fifteen:.1f} on {os.cpu_count()} cores"
 
 
 # --------------------------------------------------------------------------------------------
@@ -494,8 +508,11 @@ def floor_section(results: dict) -> list[str]:
 
 def write_report(path: Path, command: str, machine: dict, results: dict, elapsed: float) -> str:
     lines = ["# Benchmarks", "", f"Command: `{command}` — took {fmt_s(elapsed)}; written {time.strftime('%Y-%m-%d %H:%M %Z')}.", ""]
-    lines += ["## Machine", ""] + [f"- {k}: {v}" for k, v in machine.items()] + [""]
-    lines += ["All figures are medians over repeats with the compared variants interleaved (the machine is shared and noisy).", ""]
+    lines += ["## Machine", ""] + [f"- {k}: {v}" for k, v in machine.items()] + [f"- load average at the end: {load_average()}", ""]
+    lines += ["All figures are medians over repeats with the compared variants interleaved (the machine is shared and noisy). "
+              "A load average above the core count means other processes (here: a 2-job training sweep and other test runs) "
+              "competed for the cores and their caches throughout: ratios measured side by side hold, absolute times "
+              "(and the sweep estimate built from them) are those of a loaded machine.", ""]
     fw = results.get("frameworks")
     if fw:
         lines += ["## 1. Epoch time: kdkge vs PyKEEN vs dicee", "",
