@@ -128,7 +128,7 @@ $(BENCH_STAMP): benchmarks/constraints.txt
 		|| echo "warning: dicee==0.3.3 did not install; the dicee comparison will be skipped"
 	@touch $@
 
-bench: install $(BENCH_STAMP) ## Speed figures vs PyKEEN/dicee, closed form, stacking, sweep (results/benchmarks.md, < 15 min)
+bench: install $(BENCH_STAMP) ## Speed figures: vs PyKEEN/dicee, epoch/floor of every strategy, closed form, stacking, sweep estimate + real subset (results/benchmarks.md, ~30 min)
 	$(PY) -m kdkge.bench $(ARGS)
 
 bench-gpu: install ## GPU bench: Tables 2+3 stacked, whole-paper estimate (results/benchmarks_gpu.md; needs a CUDA GPU)

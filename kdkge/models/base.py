@@ -247,6 +247,10 @@ class KGEModel(nn.Module):
         true tail and ``k`` sampled entities, ``n = 1 + k``, instead of all ``|E|`` entities; the
         score of a candidate is the same ``⟨q(h, r), t⟩`` as in :meth:`score_all_tails_stacked`.
         """
+        if self.dense_candidates(tails.shape[-1]):  # few entities: one GEMM over all of them, then pick the candidates
+            scores = self.score_all_tails_stacked(h, r)  # [K, B, |E|]
+            picks = tails.unsqueeze(0).expand(scores.shape[0], -1, -1) if tails.dim() == 2 else tails.permute(1, 0, 2)
+            return scores.gather(2, picks)
         q = self.query(h, r)  # [B, K, w]
         batch, stack = q.shape[0], q.shape[1]
         if tails.dim() == 2:
@@ -257,6 +261,14 @@ class KGEModel(nn.Module):
         if stack == 1:  # [B, n, w] × [B, w, 1]: no transposed copy of the candidates
             return torch.bmm(vectors.squeeze(2), q.transpose(1, 2)).squeeze(-1).unsqueeze(0)
         return (vectors * q.unsqueeze(1)).sum(-1).permute(2, 0, 1)  # [B, n, K] → [K, B, n]
+
+    #: score all entities and gather the candidates when ``|E| ≤ DENSE_CANDIDATES·n`` (``n`` candidates per row):
+    #: one ``[B, w]×[w, |E|]`` GEMM is far cheaper on CPU than gathering ``[B, n, w]`` vectors and ``n``-long batched
+    #: dot products (UMLS, n = 33: 19× per batch, ``results/benchmarks.md``); the same scores (tested in float64).
+    DENSE_CANDIDATES = 16
+
+    def dense_candidates(self, n: int) -> bool:
+        return not any(getattr(m, "sparse", False) for m in self.modules()) and self.num_entities <= self.DENSE_CANDIDATES * n
 
     def score_all_tails(self, h: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         """Scores of ``(h, r, x)`` for every entity x: ``[B, |E|]`` (unstacked models)."""
