@@ -492,8 +492,8 @@ def floor_section(results: dict) -> list[str]:
                   "batch-norm kernels, so it does not pay on CPU and the models keep `nn.BatchNorm1d`.", ""]
     malloc = results.get("malloc")
     if malloc:
-        lines += [f"Lever measured side by side — glibc keeps freed step buffers (`kdkge/malloc.py`, on by default, "
-                  f"`KDKGE_MALLOC_TUNE=0` turns it off; no numerical effect): {malloc['strategy']} {malloc['model']} epoch "
+        lines += [f"Lever measured side by side — glibc keeps freed step buffers (`kdkge/malloc.py`, opt-in with "
+                  f"`KDKGE_MALLOC_TUNE=1`; no numerical effect): {malloc['strategy']} {malloc['model']} epoch "
                   f"{malloc['default_ms']:.1f} ms without, {malloc['tuned_ms']:.1f} ms with (**{malloc['speedup']:.2f}×**), "
                   "fresh processes alternating.", ""]
     profiled = [f for f in floors if f.get("profile")]

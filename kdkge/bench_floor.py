@@ -39,17 +39,18 @@ class Setup:
 
     def __init__(self, model_name: str, strategy: str, dim: int | None = None, dataset: str = "umls",
                  num_negatives: int = 32, dtype: torch.dtype = torch.float32, stack: int = 1):
-        from .data import training_labels
         from .experiment import RunSpec, prepare_data
         from .losses import build_loss
         from .models import build_model
+        from .strategies import build_strategy
         from .training import make_optimizer
 
         dim = dim or TABLE2_DIM[model_name]
         self.spec = RunSpec(dataset=dataset, model=model_name, dim=dim, strategy=strategy, protocol=PROTOCOL[strategy],
                             num_negatives=num_negatives)
         kg = prepare_data(self.spec)
-        self.labels = training_labels(kg.training_triples(), strategy)
+        self.strategy_impl = build_strategy(self.spec)
+        self.labels = self.strategy_impl.labels(kg.training_triples())
         self.model = build_model(model_name, kg.num_entities, kg.num_relations, dim, stack=stack)
         self.model.reset_parameters([1 + k for k in range(stack)])
         self.model.to(dtype=dtype)
@@ -67,7 +68,7 @@ class Setup:
         train_epochs(self.model, self.labels, self.losses, epochs=self.epoch + epochs, start_epoch=self.epoch,
                      batch_size=self.spec.batch_size, lr=self.spec.lr, seeds=[1] * len(self.losses), device=torch.device("cpu"),
                      optimizer=self.optimizer, generators=self.generators, progress=False,
-                     num_negatives=self.spec.num_negatives if self.spec.strategy == "negsamp" else 0,
+                     strategy=self.strategy_impl,
                      on_epoch_end=(lambda e, l, o, g: on_epoch()) if on_epoch else None)
         self.epoch += epochs
 
