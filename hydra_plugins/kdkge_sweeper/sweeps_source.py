@@ -1,7 +1,8 @@
 """The config source ``kdkge-sweeps://<folder>``: the sweep files ``sweeps/*.yaml`` as the config group ``sweep``.
 
-Hydra discovers it by itself (it scans the ``hydra_plugins`` package for plugins, config sources
-included); ``conf/train.yaml`` puts ``kdkge-sweeps://sweeps`` on its search path, so
+Hydra discovers both plugins of this module by itself (it scans the ``hydra_plugins`` package for
+plugins, config sources included): :class:`SweepsConfigSource` serves the files, and
+:class:`SweepsSearchPath` puts ``kdkge-sweeps://sweeps`` on the search path of kdkge's apps, so
 ``python train.py -m +sweep=table4`` works from any working directory.
 """
 
@@ -11,10 +12,12 @@ from pathlib import Path
 from typing import Optional
 
 from hydra.core.object_type import ObjectType
+from hydra.core.config_search_path import ConfigSearchPath
 from hydra.plugins.config_source import ConfigLoadError, ConfigResult, ConfigSource
+from hydra.plugins.search_path_plugin import SearchPathPlugin
 from omegaconf import OmegaConf
 
-from kdkge.paths import REPO_ROOT
+from kdkge.paths import CONF_DIR, REPO_ROOT
 from kdkge.sweeps import SWEEP_GROUP
 
 
@@ -74,3 +77,28 @@ class SweepsConfigSource(ConfigSource):
             provider=self.provider,
             header=ConfigSource._get_header_dict(text[:512]),
         )
+
+
+class SweepsSearchPath(SearchPathPlugin):
+    """Puts ``kdkge-sweeps://sweeps`` on the search path of kdkge's own Hydra apps (those whose
+    primary config folder is kdkge's ``conf/``), after their own entries; other Hydra apps in the
+    same environment are left alone."""
+
+    def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
+        paths = [entry.path for entry in search_path.get_path()]
+        if SWEEPS_PATH not in paths and any(_is_kdkge_conf(p) for p in paths):
+            search_path.append(provider="kdkge-sweeps", path=SWEEPS_PATH)
+
+
+#: The search path entry of the sweep files (relative to the repository root, see :class:`SweepsConfigSource`).
+SWEEPS_PATH = "kdkge-sweeps://sweeps"
+
+
+def _is_kdkge_conf(path: str | None) -> bool:
+    """Whether a search path entry (``file://<folder>`` or a plain folder) is kdkge's ``conf/``."""
+    if not path or ("://" in path and not path.startswith("file://")):
+        return False
+    try:
+        return Path(path.removeprefix("file://")).expanduser().resolve() == CONF_DIR.resolve()
+    except OSError:
+        return False
