@@ -14,7 +14,8 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from kdkge.app import ConfigError, config_hash, dataset_location, default_run_name, semantic_config, validate
+from kdkge.config import ConfigError, dataset_location, validate
+from kdkge.identity import config_hash, default_run_name, semantic_config
 from kdkge.config import CONF_DIR
 from kdkge.data import load_dataset
 from kdkge.losses import build_loss

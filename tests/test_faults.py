@@ -102,12 +102,12 @@ def test_a_swallowed_interrupt_still_stops_training_after_the_epoch(monkeypatch)
     """A SIGTERM whose KeyboardInterrupt lands in a GC/weakref callback is printed as "Exception
     ignored" and lost (seen once in ~20 kills while SQLAlchemy collected an event registry); the
     handler also records the signal and the end of the next epoch raises it."""
-    from kdkge import app
+    from kdkge import interrupts, recording
     from kdkge.tracking import NullTracker
 
-    log = app._MetricLog(NullTracker(), flush_every=100, epochs=10)
+    log = recording.MetricLog(NullTracker(), flush_every=100, epochs=10)
     log.on_epoch(1, [0.5])  # nothing pending: goes on
-    monkeypatch.setattr(app, "_SIGNALLED", [signal.SIGTERM])
+    monkeypatch.setattr(interrupts, "SIGNALLED", [signal.SIGTERM])
     with pytest.raises(KeyboardInterrupt, match="terminated by signal 15"):
         log.on_epoch(2, [0.4])
     assert log.losses == [(1, 0.5), (2, 0.4)]  # the finished epoch's loss is kept

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kdkge import sweeps
+from hydra_plugins.kdkge_sweeper.kdkge_sweeper import missing_launcher
 from kdkge.config import CONF_DIR
 from kdkge.parent_runs import without_parents
 from kdkge.tracking import find_runs
@@ -108,5 +108,5 @@ def test_missing_launcher_plugin_is_one_line(tmp_path):
             assert out.returncode == 0 and f"note: {message}" in out.stdout, out.stderr[-2000:]
         else:
             assert out.returncode == 1 and out.stderr.startswith(f"error: {message}"), out.stderr[-2000:]
-    assert sweeps.missing_launcher("hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher") is None
-    assert "install the Hydra plugin" in sweeps.missing_launcher("hydra_plugins.nope.Launcher")
+    assert missing_launcher("hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher") is None
+    assert "install the Hydra plugin" in missing_launcher("hydra_plugins.nope.Launcher")

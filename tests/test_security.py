@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from kdkge import calibration_report
-from kdkge.app import _resumable_epoch
+from kdkge.training_state import resumable_epoch
 from kdkge.experiment import RunSpec, load_checkpoint, run, save_checkpoint
 from kdkge.dataset_sources import RegistryError, RemoteDataset, _extract, fetch, parse_size, sha256_of
 from kdkge.safe_load import UnreadableFileError, UnsafeFileError, load_plain
@@ -57,7 +57,7 @@ def test_a_hostile_training_state_is_refused_before_training(tmp_path):
     marker = tmp_path / "ran"
     evil = hostile_pt(tmp_path / "state.pt", marker, epoch=3)
     with pytest.raises(UnsafeFileError) as info:
-        _resumable_epoch(evil)
+        resumable_epoch(evil)
     assert_one_line(str(info.value))
     assert "refused to load the training state" in str(info.value) and "resume=false" in str(info.value)
     assert evil.exists(), "kept for inspection"
@@ -92,7 +92,7 @@ def test_plain_files_still_load_and_garbage_is_one_line(tmp_path):
         load_checkpoint(tmp_path / "garbage.pt")
     assert_one_line(str(info.value))
     assert f"cannot read the checkpoint {tmp_path / 'garbage.pt'}" in str(info.value)
-    assert _resumable_epoch(tmp_path / "garbage.pt") is None and not (tmp_path / "garbage.pt").exists()  # dropped, warned
+    assert resumable_epoch(tmp_path / "garbage.pt") is None and not (tmp_path / "garbage.pt").exists()  # dropped, warned
 
 
 # --------------------------------------------------------------------------- #
