@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from .paths import REPO_ROOT
-from .bench import CALIBRATIONS, DATASETS, EPOCHS, MODELS, TABLE23_DIM, estimated_seconds, schedule, sweep_groups
+from .bench_plan import CALIBRATIONS, DATASETS, EPOCHS, MODELS, TABLE23_DIM, estimated_seconds, schedule, sweep_groups
 
 REPO = REPO_ROOT
 PROTOCOLS = ("paper_code", "paper_text")

@@ -106,7 +106,8 @@ def resumed_config(cfg: DictConfig, overrides: Sequence[str] | None = None) -> t
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from . import app
+    from .config import ConfigError
+    from .identity import config_hash
     from .tracking import resolve_tracking_uri
 
     run_id = str(cfg.resume_run)
@@ -120,9 +121,9 @@ def resumed_config(cfg: DictConfig, overrides: Sequence[str] | None = None) -> t
         new.model.options = recorded.get("model", {}).get("options", {})
         new.stack = []
         new.resume_run = run_id
-    digest, expected = app.config_hash(new), run.data.tags.get("config_hash")
+    digest, expected = config_hash(new), run.data.tags.get("config_hash")
     if expected and digest != expected:
-        raise app.ConfigError(
+        raise ConfigError(
             f"run {run_id}'s recorded config hashes to {digest[:12]} with this code, not to its config_hash {expected[:12]}: "
             f"the config changed since (keys dropped: {', '.join(dropped) or 'none'}); train it anew with its overrides: "
             f"python train.py {run.data.tags.get('overrides', '')}".rstrip())
@@ -131,7 +132,7 @@ def resumed_config(cfg: DictConfig, overrides: Sequence[str] | None = None) -> t
     parsed = OverridesParser.create().parse_overrides([o for o in overrides if o.split("=", 1)[0].lstrip("+~") != "resume_run"])
     groups = [o.input_line for o in parsed if o.key_or_group in _groups() or o.package is not None]
     if groups:
-        raise app.ConfigError(f"resume_run takes key=value overrides only, not the config group choice {groups[0]}: "
+        raise ConfigError(f"resume_run takes key=value overrides only, not the config group choice {groups[0]}: "
                               "the run's recorded config fixes every group")
     ConfigLoaderImpl._apply_overrides_to_config([o for o in parsed if o.key_or_group != "tracking.uri"], new)
     with open_dict(new):

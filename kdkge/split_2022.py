@@ -22,24 +22,20 @@ the *chance* MRR of that row.
 ``paper_test_mrr = Σ_g (n_g / N) · mrr_g``: the per-group metrics logged here (``paper_test_true_mrr``,
 ``paper_test_inverse_mrr``, ``paper_test_nan_mrr``, their Hits@1/10, and ``paper_test_nan_chance_mrr``)
 say how much of a run's headline number comes from true test triples and how much from rows that
-test nothing.  ``python -m kdkge.split_2022`` backfills them into finished ``paper_code`` runs from
+test nothing.  ``python -m kdkge.backfill_2022`` backfills them into finished ``paper_code`` runs from
 their checkpoint artifact (as ``make calibration`` backfills calibration metrics); new runs log
 them at the end of training.
 """
 
 from __future__ import annotations
 
-import argparse
-import math
-import sys
-import tempfile
 from dataclasses import dataclass
 
 import torch
 
 from .evaluation import RankingTask, metrics_from_ranks, paper_ranking_task, scored_batches, sorted_position_ranks
-from .paths import experiment_name
-from .schema import PAPER_TEST_GROUP_METRICS, PAPER_TEST_GROUPS as GROUPS, flat_metrics
+from .schema import PAPER_TEST_GROUP_METRICS, flat_metrics
+from .schema import PAPER_TEST_GROUPS as GROUPS  # noqa: F401  (the row groups, in order)
 
 
 def row_groups(kg) -> dict[str, torch.Tensor]:
@@ -104,54 +100,3 @@ def breakdown(model, kg) -> dict[str, float]:
     """The group metrics of one model on ``kg``'s 2022 test split, flat (``paper_test_true_mrr``, …)."""
     [per_split] = PaperTest.of(kg).evaluate(model)
     return {key: value for key, value in flat_metrics(per_split).items() if key in PAPER_TEST_GROUP_METRICS}
-
-
-def backfill(uri: str | None, experiments: list[str], force: bool = False) -> int:
-    """Log :func:`breakdown` into every FINISHED paper_code run of ``experiments`` that lacks it."""
-    from mlflow.tracking import MlflowClient
-
-    from .checkpoints import load_checkpoint
-    from .experiment import prepare_data
-    from .mlflow_store import resolve_tracking_uri
-    from .store import find_runs
-
-    uri = resolve_tracking_uri(uri)
-    client = MlflowClient(uri)
-    done = 0
-    for name in experiments:
-        runs = find_runs(uri, experiment=name)
-        if runs.empty or "tags.protocol" not in runs:
-            continue
-        runs = runs[(runs["status"] == "FINISHED") & (runs["tags.protocol"] == "paper_code")]
-        for _, run in runs.iterrows():
-            if not force and not math.isnan(run.get("metrics.paper_test_true_mrr", float("nan"))):
-                continue
-            try:
-                with tempfile.TemporaryDirectory() as tmp:
-                    trained = load_checkpoint(client.download_artifacts(run["run_id"], "checkpoint/model.pt", tmp))
-            except Exception as error:  # noqa: BLE001 — a run without its checkpoint is reported, not fatal
-                print(f"skip {run['run_id'][:8]}: no checkpoint ({type(error).__name__})", file=sys.stderr)
-                continue
-            metrics = breakdown(trained.model, prepare_data(trained.spec))
-            for key, value in metrics.items():
-                client.log_metric(run["run_id"], key, value, step=int(trained.spec.epochs))
-            done += 1
-            print(f"{name} {run['run_id'][:8]} {run.get('tags.model')} d={run.get('tags.dim')} seed={run.get('tags.seed')}: "
-                  + " ".join(f"{g}={metrics[f'paper_test_{g}_mrr']:.3f}" for g in GROUPS)
-                  + f" nan-chance={metrics['paper_test_nan_chance_mrr']:.3f}")
-    return done
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kdkge.split_2022", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tracking-uri", default=None, help="MLflow store (default: MLFLOW_TRACKING_URI or the local store)")
-    parser.add_argument("--experiments", nargs="+", default=[experiment_name(d) for d in ("umls", "kinship")])
-    parser.add_argument("--force", action="store_true", help="recompute runs that already have the metrics")
-    args = parser.parse_args(argv)
-    done = backfill(args.tracking_uri, args.experiments, args.force)
-    print(f"logged the 2022 row-group metrics into {done} run(s)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

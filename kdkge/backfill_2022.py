@@ -1,0 +1,67 @@
+"""Backfill the 2022 test split's row-group metrics (:mod:`kdkge.split_2022`) into finished runs.
+
+``python -m kdkge.backfill_2022`` logs ``paper_test_{true,inverse,nan}_*`` and
+``paper_test_nan_chance_mrr`` into every FINISHED ``paper_code`` run that lacks them, computed from
+the run's checkpoint artifact (as ``make calibration`` backfills calibration metrics).  Runs
+trained since these metrics exist log them themselves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+
+from .checkpoints import load_checkpoint
+from .experiment import prepare_data
+from .mlflow_store import resolve_tracking_uri
+from .paths import experiment_name
+from .split_2022 import GROUPS, breakdown
+from .store import find_runs
+
+
+def backfill(uri: str | None, experiments: list[str], force: bool = False) -> int:
+    """Log :func:`breakdown` into every FINISHED paper_code run of ``experiments`` that lacks it."""
+    from mlflow.tracking import MlflowClient
+
+    uri = resolve_tracking_uri(uri)
+    client = MlflowClient(uri)
+    done = 0
+    for name in experiments:
+        runs = find_runs(uri, experiment=name)
+        if runs.empty or "tags.protocol" not in runs:
+            continue
+        runs = runs[(runs["status"] == "FINISHED") & (runs["tags.protocol"] == "paper_code")]
+        for _, run in runs.iterrows():
+            if not force and not math.isnan(run.get("metrics.paper_test_true_mrr", float("nan"))):
+                continue
+            try:
+                with tempfile.TemporaryDirectory() as tmp:
+                    trained = load_checkpoint(client.download_artifacts(run["run_id"], "checkpoint/model.pt", tmp))
+            except Exception as error:  # noqa: BLE001 — a run without its checkpoint is reported, not fatal
+                print(f"skip {run['run_id'][:8]}: no checkpoint ({type(error).__name__})", file=sys.stderr)
+                continue
+            metrics = breakdown(trained.model, prepare_data(trained.spec))
+            for key, value in metrics.items():
+                client.log_metric(run["run_id"], key, value, step=int(trained.spec.epochs))
+            done += 1
+            print(f"{name} {run['run_id'][:8]} {run.get('tags.model')} d={run.get('tags.dim')} seed={run.get('tags.seed')}: "
+                  + " ".join(f"{g}={metrics[f'paper_test_{g}_mrr']:.3f}" for g in GROUPS)
+                  + f" nan-chance={metrics['paper_test_nan_chance_mrr']:.3f}")
+    return done
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kdkge.backfill_2022", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tracking-uri", default=None, help="MLflow store (default: MLFLOW_TRACKING_URI or the local store)")
+    parser.add_argument("--experiments", nargs="+", default=[experiment_name(d) for d in ("umls", "kinship")])
+    parser.add_argument("--force", action="store_true", help="recompute runs that already have the metrics")
+    args = parser.parse_args(argv)
+    done = backfill(args.tracking_uri, args.experiments, args.force)
+    print(f"logged the 2022 row-group metrics into {done} run(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
