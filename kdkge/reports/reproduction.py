@@ -14,10 +14,11 @@ import pandas as pd
 
 from .ablation import render_ablation
 from .row_groups import render_row_groups
-from .build import Table
+from .tables import Table
 from .claims import CLAIMS, _verdict_text, cells_frame
-from .common import (DATASET_LABELS, DATASETS, DEFAULT_LOSS, MODEL_LABELS, PAPER_CODE, PAPER_CODE_CLEAN, PAPER_TEXT,
-                     SELECTION_RULES, VALUE_HEADERS, VALUES, Variant, alpha_label, fmt_value)
+from .common import (DEFAULT_LOSS, PAPER_CODE, PAPER_CODE_CLEAN, PAPER_TEXT, SELECTION_RULES, VALUE_HEADERS, VALUES,
+                     Variant, alpha_label, fmt_value)
+from .paper import DATASET_LABELS, DATASETS, MODEL_LABELS
 from .render import render_sizes
 from .runs import RunPool
 
