@@ -1,6 +1,6 @@
 """Rebuild the paper's Tables 2–6 from the recorded runs, per protocol, side by side with the paper.
 
-``python -m kdkge.tables`` (``make tables``) reads the training runs from the MLflow store
+``python -m kdkge.reports`` (= ``python -m kdkge.tables``, ``make tables``) reads the training runs from the MLflow store
 (``mlflow.search_runs`` via :func:`kdkge.tracking.find_runs`) or from the committed run record
 ``results/runs/`` (``--from-record``; the default when the store has no kdkge runs), through one
 loader (:mod:`kdkge.reports.runs`), and writes under ``results/``:
@@ -15,8 +15,12 @@ loader (:mod:`kdkge.reports.runs`), and writes under ``results/``:
   split | paper_text; the paper's claims under each protocol; an ablation of loss, split, epoch
   selection and seeds over Table 2's configurations (:mod:`kdkge.reports`);
 * ``mrr_vs_params_{umls,kinship}{,_paper_code}.png`` — test MRR against |Θ| over the size sweep;
-* ``table2_seeds{,_paper_code}.*`` — Table 2 over several seeds (:mod:`kdkge.seed_tables`);
-* ``model_selection{,_paper_code}.{md,csv}`` — final vs best-validation epoch (:mod:`kdkge.selection_report`).
+* ``table2_seeds{,_paper_code}.*`` — Table 2 over several seeds (:mod:`.seeds`);
+* ``model_selection{,_paper_code}.{md,csv}`` — final vs best-validation epoch (:mod:`.selection`);
+* ``equal_budget.{md,csv,tex}`` — each KD model of the equal-budget sweep against the models of
+  the closest |Θ| over seeds, with paired tests, per protocol and split (:mod:`.equal_budget`);
+* ``pareto.md`` and ``pareto_<dataset>_<protocol>.png`` — the fronts of test MRR against |Θ| of
+  the three models, per dataset, protocol and split (:mod:`.pareto`).
 
 Runs with the non-default loss of their protocol (ablation runs) never enter the tables.
 Nothing is lost: a git-tracked file under the output folder is never deleted or replaced by one
@@ -38,7 +42,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..paths import RECORD_DIR, REPO_ROOT
-from . import guard, seeds, selection
+from . import equal_budget, guard, pareto, seeds, selection
 from .common import DEFAULT_EXPERIMENTS, FILE_VARIANTS, LOG_EXPERIMENT, PAPER_CODE, PAPER_TEXT, SELECTION_RULES, Variant
 from .paper import DATASETS, TABLE_NUMBERS, load_paper_tables
 from .plots import plot_mrr_vs_params
@@ -153,9 +157,21 @@ def _print_summary(report: Report, plan: dict[Path, bytes | None], out: Path) ->
         print(f"Not written (no runs for them): {', '.join(skipped)}.")
 
 
+def _budget_files(pool: RunPool, out: Path, budgets: list[equal_budget.Budget] | None) -> dict[Path, bytes | None]:
+    """The equal-budget comparison and the Pareto fronts, of every variant (protocol and split)."""
+    pools = {v: pool.of(v) for v in OURS}
+    budgets = equal_budget.planned_budgets() if budgets is None else budgets
+    plan = {out / name: data for name, data in equal_budget.render(pools, budgets).items()}
+    plan.update({out / name: data for name, data in pareto.render(pools).items()})
+    return plan
+
+
 def plan_outputs(pool: RunPool, paper: pd.DataFrame, selection: str, numbers: Sequence[int], out: Path,
-                 experiments: Sequence[str], command: str) -> tuple[dict[Path, bytes | None], Report]:
-    """Everything ``make tables`` would write (path → bytes) or delete (path → None), and the report."""
+                 experiments: Sequence[str], command: str,
+                 budgets: list[equal_budget.Budget] | None = None) -> tuple[dict[Path, bytes | None], Report]:
+    """Everything ``make tables`` would write (path → bytes) or delete (path → None), and the report.
+
+    ``budgets``: those of the equal-budget report (default: :func:`equal_budget.planned_budgets`)."""
     by_variant = {v: build_tables(pool, paper, selection, numbers, v) for v in OURS}
     ref = {n: t for n, t in by_variant[PAPER_TEXT].items() if t.has_runs}
     any_runs = {n for v in (PAPER_TEXT, PAPER_CODE) for n, t in by_variant[v].items() if t.has_runs}
@@ -168,6 +184,7 @@ def plan_outputs(pool: RunPool, paper: pd.DataFrame, selection: str, numbers: Se
     for v in FILE_VARIANTS:
         plan.update(_table_files(by_variant[v], v, out))
         plan.update(_side_files(pool, paper, v, out))
+    plan.update(_budget_files(pool, out, budgets))
     plan[out / "REPRODUCTION.md"] = render_reproduction(
         by_variant, skipped, pool, paper, selection=selection, experiments=experiments, command=command,
         commit=_git_commit()).encode("utf-8")
@@ -177,7 +194,8 @@ def plan_outputs(pool: RunPool, paper: pd.DataFrame, selection: str, numbers: Se
 def make_tables(tracking_uri: str | None = None, experiments: Sequence[str] = DEFAULT_EXPERIMENTS,
                 out: str | Path = "results", selection: str = "paper", numbers: Sequence[int] = TABLE_NUMBERS,
                 log_experiment: str | None = LOG_EXPERIMENT, command: str | None = None, *, source: str = "auto",
-                record_dir: str | Path = RECORD_DIR, force: bool = False) -> Report:
+                record_dir: str | Path = RECORD_DIR, force: bool = False,
+                budgets: list[equal_budget.Budget] | None = None) -> Report:
     """Build the tables of every protocol and REPRODUCTION.md from the runs; write them (and plots) to ``out``.
 
     ``source``: ``store``, ``record`` or ``auto`` (:func:`read_runs`). Tables without any run are
@@ -195,7 +213,7 @@ def make_tables(tracking_uri: str | None = None, experiments: Sequence[str] = DE
     raw, where = read_runs(uri, experiments, source, record_dir)
     pool = normalise_runs(raw)
     plan, report = plan_outputs(pool, paper, selection, numbers, out, experiments,
-                                command or _canonical_command(selection, numbers))
+                                command or _canonical_command(selection, numbers), budgets)
     report.source = where
     if not plan:
         for n, msg in report.skipped.items():

@@ -200,3 +200,21 @@ def load_runs(tracking_uri: str | None, experiments: Sequence[str], record: str 
 def has_training_runs(raw: pd.DataFrame) -> bool:
     """Whether ``raw`` holds a FINISHED run with the tags the tables need."""
     return not normalise_runs(raw).runs.empty
+
+
+def at_paper_settings(runs: pd.DataFrame, *, any_seed: bool = True) -> pd.DataFrame:
+    """The runs at the paper's settings (1000 epochs, lr 0.01, batch 1024, 1vsAll; seed 1 unless
+    ``any_seed``), clean data and no calibration, as they come (newest first)."""
+    if runs.empty:
+        return runs
+    ok = ((runs.calibration == "none") & (runs.noise.abs() < 1e-9) & runs.seed.notna()
+          & (runs.strategy.fillna(PAPER_STRATEGY) == PAPER_STRATEGY))
+    for key, want in PAPER_SETTINGS.items():
+        if key != "seed" or not any_seed:
+            ok &= (runs[key] - want).abs() < 1e-9
+    return runs[ok]
+
+
+def per_seed(runs: pd.DataFrame) -> pd.DataFrame:
+    """One run per seed, the newest (``runs`` hold one configuration apart from the seed)."""
+    return runs.sort_values("start_time", ascending=False, kind="stable").drop_duplicates("seed")

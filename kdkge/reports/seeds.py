@@ -37,8 +37,8 @@ from ..paths import RECORD_DIR
 from ..schema import metric_key
 from .common import PAPER_TEXT, Variant, fmt_metric, fmt_p, fmt_pm, fmt_signed
 from .guard import apply
-from .paper import DATASET_LABELS, DATASETS, MODEL_LABELS, MODELS, PAPER_SETTINGS, PAPER_STRATEGY, paper_dims
-from .runs import RunPool, load_runs
+from .paper import DATASET_LABELS, DATASETS, MODEL_LABELS, MODELS, paper_dims
+from .runs import RunPool, at_paper_settings, load_runs, per_seed
 from .stats import SIGN_FLOOR_NOTE, bootstrap_ci, compare_paired
 
 CELL = ["protocol", "loss", "dataset", "model", "dim", "calibration", "alpha", "noise_ratio", "epochs", "strategy"]
@@ -144,14 +144,10 @@ STEM = "table2_seeds"
 
 def seed_runs(runs: pd.DataFrame, dataset: str, model: str, dim: int) -> pd.DataFrame:
     """One run per seed (the newest) of a Table 2 cell at the paper's settings except the seed."""
+    runs = at_paper_settings(runs)
     if runs.empty:
         return runs
-    ok = ((runs.dataset == dataset) & (runs.model == model) & (runs.dim == dim) & (runs.calibration == "none")
-          & (runs.noise.abs() < 1e-9) & runs.seed.notna() & (runs.strategy.fillna(PAPER_STRATEGY) == PAPER_STRATEGY))
-    for key, want in PAPER_SETTINGS.items():
-        if key != "seed":
-            ok &= (runs[key] - want).abs() < 1e-9
-    return runs[ok].sort_values("start_time", ascending=False, kind="stable").drop_duplicates("seed")
+    return per_seed(runs[(runs.dataset == dataset) & (runs.model == model) & (runs.dim == dim)])
 
 
 def table2_seeds(pool: RunPool, paper: pd.DataFrame, variant: Variant = PAPER_TEXT) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -260,7 +256,7 @@ def write(pool: RunPool, paper: pd.DataFrame, out: Path, variant: Variant = PAPE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Mean ± std over seeds and paired comparisons, from MLflow.")
+    parser = argparse.ArgumentParser(prog="python -m kdkge.seeds", description="Mean ± std over seeds and paired comparisons, from MLflow.")
     parser.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI or sqlite:///<repo>/mlflow.db")
     parser.add_argument("--experiments", nargs="+", default=["kdkge-umls", "kdkge-kinship"])
     parser.add_argument("--out", default="results/seeds.md")
