@@ -1,4 +1,4 @@
-"""A :class:`~kdkge.reports.build.Table` as Markdown, LaTeX and CSV, in the paper's layout."""
+"""A :class:`~kdkge.reports.tables.Table` as Markdown, LaTeX and CSV, in the paper's layout."""
 
 from __future__ import annotations
 
