@@ -21,6 +21,7 @@ Missing members and seeds render as — and n/N.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -72,14 +73,18 @@ class Budget:
                 f"(|Θ| = {fmt_params(self.params)} on the paper_code vocabulary)")
 
 
-def budgets_from_plan(rows: list[dict]) -> list[Budget]:
-    """:func:`kdkge.equal_budget.plan`'s rows as budgets, with the members the sweep trains."""
+def budgets_from_plan(rows: list[dict], count: Callable[..., int] | None = None) -> list[Budget]:
+    """:func:`kdkge.equal_budget.plan`'s rows as budgets, with the members the sweep trains.
+
+    ``count(model, dim, dataset, variant=...)``: the planned |Θ| of scaled_distmult (else none)."""
     out = []
     for row in rows:
         members = [Member(row["model"], row["dim"], planned_params=row["params"])]
         members += [Member(peer, row[peer][0], planned_params=row[peer][1]) for peer in PEERS if peer in row]
         if row["model"] == "kd_distmult":
-            members += [Member("scaled_distmult", row["dim"], v) for v in SCALED_VARIANTS]
+            members += [Member("scaled_distmult", row["dim"], v, count and count("scaled_distmult", row["dim"],
+                                                                                  row["dataset"], variant=v))
+                        for v in SCALED_VARIANTS]
         out.append(Budget(row["dataset"], row["model"], row["dim"], row["params"], tuple(members)))
     return out
 
@@ -88,7 +93,10 @@ def planned_budgets() -> list[Budget]:
     """The budgets of ``sweeps/equal_budget.yaml`` (computed from the models: loads the datasets)."""
     from .. import equal_budget
 
-    return budgets_from_plan(equal_budget.plan("paper_code"))
+    def count(model: str, dim: int, dataset: str, **options) -> int:
+        return equal_budget.parameters(model, dim, dataset, "paper_code", **options)
+
+    return budgets_from_plan(equal_budget.plan("paper_code"), count)
 
 
 def member_runs(runs: pd.DataFrame, dataset: str, member: Member) -> pd.DataFrame:

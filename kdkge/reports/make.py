@@ -185,9 +185,10 @@ def plan_outputs(pool: RunPool, paper: pd.DataFrame, selection: str, numbers: Se
         plan.update(_table_files(by_variant[v], v, out))
         plan.update(_side_files(pool, paper, v, out))
     plan.update(_budget_files(pool, out, budgets))
+    see_also = [name for name in ("equal_budget.md", "pareto.md") if plan.get(out / name) is not None]
     plan[out / "REPRODUCTION.md"] = render_reproduction(
         by_variant, skipped, pool, paper, selection=selection, experiments=experiments, command=command,
-        commit=_git_commit()).encode("utf-8")
+        commit=_git_commit(), see_also=see_also).encode("utf-8")
     return plan, report
 
 

@@ -48,6 +48,8 @@ def test_new_files_are_written_and_never_shrink(repo, monkeypatch, capsys):
     assert {"equal_budget.md", "equal_budget.csv", "equal_budget.tex", "pareto.md", "pareto_umls_paper_code.png",
             "pareto_umls_paper_code_clean.png", "pareto_kinship_paper_code.png"} <= names
     assert "| 3/5 |" in (out / "equal_budget.md").read_text()
+    assert "[`equal_budget.md`](equal_budget.md)" in (out / "REPRODUCTION.md").read_text()
+    assert "[`pareto.md`](pareto.md)" in (out / "REPRODUCTION.md").read_text()
     git("add", "results")
     git("commit", "-q", "-m", "results")
     before = {p.name: p.read_bytes() for p in out.iterdir()}

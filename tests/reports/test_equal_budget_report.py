@@ -70,6 +70,8 @@ def test_budgets_from_the_plan_hold_the_sweeps_members():
         ("scaled_distmult", 256, "abs"), ("scaled_distmult", 256, "temperature")]
     assert [(m.model, m.dim, m.planned_params) for m in b.members] == [
         ("kd_rel_distmult", 400, 45420), ("distmult", 280, 45360), ("kd_distmult", 80656, 45440)]
+    counted = EB.budgets_from_plan(rows, lambda model, dim, dataset, variant: len(variant) * 1000 + dim)[0]
+    assert [m.planned_params for m in counted.members[3:]] == [3256, 3256, 11256]
 
 
 def test_means_stds_and_t_intervals_match_slow_formulas(frames):
