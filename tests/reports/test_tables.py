@@ -238,7 +238,9 @@ def test_make_tables_writes_everything_and_logs_to_mlflow(store, tmp_path, capsy
     assert "Table 4: no FINISHED runs" in printed
     names = {p.name for p in out.iterdir()}
     assert names == {f"table{n}.{ext}" for n in (2, 3, 5, 6) for ext in ("md", "tex", "csv")} | {
-        "REPRODUCTION.md", "mrr_vs_params_umls.png", "mrr_vs_params_kinship.png"}
+        "REPRODUCTION.md", "mrr_vs_params_umls.png", "mrr_vs_params_kinship.png",
+        "equal_budget.md", "equal_budget.csv", "equal_budget.tex",  # the KD models of Table 2 at seed 1
+        "pareto.md", "pareto_umls_paper_text.png", "pareto_kinship_paper_text.png"}
     rep = (out / "REPRODUCTION.md").read_text()
     assert "Table 4: no FINISHED runs" in rep
     assert "## Runs NOT at the paper's settings" in rep and "epochs=5" in rep
