@@ -8,7 +8,8 @@ one concern per module, in floors (a module imports only from the floors below i
 3. :mod:`.runs` — the one loader: runs from the MLflow store or the run record, normalised;
 4. :mod:`.tables` — cells, rows and Tables 2–6 from the runs; the size selection of Tables 2/3;
 5. :mod:`.render` (Markdown, LaTeX, CSV of a table), :mod:`.claims` (the paper's claims),
-   :mod:`.ablation` (loss, split, selection, seeds), :mod:`.plots` (test MRR against |Θ|),
+   :mod:`.ablation` (loss, split, selection, seeds), :mod:`.row_groups` (the 2022 test MRR by row
+   group, over :mod:`.ablation`'s seed frames), :mod:`.plots` (test MRR against |Θ|),
    :mod:`.seeds` (several seeds per cell), :mod:`.selection` (final vs best-validation epoch),
    :mod:`.calibration` (ECE/Brier of none/LS/LR), :mod:`.equal_budget` (KD models against the
    DistMult of the same |Θ|), :mod:`.pareto` (the MRR-|Θ| fronts);
