@@ -32,7 +32,8 @@ ORDER = {(kind, "" if alpha is None else f"{alpha:g}"): i for i, (kind, alpha) i
 def backfill(uri: str, run_id: str, client) -> dict[str, float]:
     """Compute and log the calibration metrics of a run from its checkpoint artifact."""
     from ..calibration_metrics import calibration_metrics
-    from ..experiment import evaluation_tasks, load_checkpoint, prepare_data
+    from ..checkpoints import load_checkpoint
+    from ..experiment import evaluation_tasks, prepare_data
 
     with tempfile.TemporaryDirectory() as tmp:
         path = client.download_artifacts(run_id, "checkpoint/model.pt", tmp)
@@ -62,7 +63,7 @@ def collect(uri: str | None, experiments: Sequence[str], do_backfill: bool = Tru
     A store run without the calibration metrics is backfilled (:func:`backfill`) unless
     ``do_backfill`` is false (then skipped); the record is never backfilled.
     """
-    from ..tracking import resolve_tracking_uri
+    from ..mlflow_store import resolve_tracking_uri
 
     uri = None if record is not None else resolve_tracking_uri(uri)
     runs = load_runs(uri, experiments, record).runs

@@ -204,7 +204,7 @@ def make_tables(tracking_uri: str | None = None, experiments: Sequence[str] = DE
     Raises :class:`WouldLoseResults` (writing nothing) if a git-tracked file would be deleted or
     lose filled cells, unless ``force``. ``log_experiment=None`` skips logging to MLflow.
     """
-    from ..tracking import resolve_tracking_uri
+    from ..mlflow_store import resolve_tracking_uri
 
     if selection not in SELECTION_RULES:
         raise ValueError(f"unknown selection rule {selection!r}: use one of {', '.join(SELECTION_RULES)}")

@@ -2,7 +2,7 @@
 
 :func:`fetch_runs` returns rows in the layout of ``mlflow.search_runs`` (``run_id``, ``status``,
 ``start_time``, ``experiment``, ``params.*``, ``tags.*``, ``metrics.*``) from either source —
-the store through :func:`kdkge.tracking.find_runs`, the record (``results/runs/``) through
+the store through :func:`kdkge.store.find_runs`, the record (``results/runs/``) through
 :func:`kdkge.runrecord.record_frame` — and :func:`normalise_runs` turns them into typed columns.
 """
 
@@ -37,7 +37,7 @@ def fetch_runs(tracking_uri: str | None, experiments: Sequence[str], record: str
         from ..runrecord import record_frame
 
         return record_frame(record, experiments)
-    from ..tracking import find_runs
+    from ..store import find_runs
 
     frames = []
     for name in experiments:
