@@ -90,10 +90,12 @@ search: install ## Optuna search (valid MRR): make search SPACE=umls_kd_distmult
 	$(PY) -m kdkge.search --space sweeps/search_$(SPACE).yaml --trials $(TRIALS) $(ARGS)
 
 # make tables reads the MLflow store, or the committed run record results/runs/ when the store has no
-# kdkge runs (or with ARGS=--from-record). It never deletes or shrinks a git-tracked results file
-# (exit 3, one line per file) unless ARGS=--force.
-tables: install ## Build the tables of both protocols from the store or the run record (ARGS="--from-record", "--force")
-	$(PY) -m kdkge.tables $(ARGS)
+# kdkge runs (or with ARGS=--from-record). Besides Tables 2-6 and REPRODUCTION.md it writes the
+# equal-budget comparison (results/equal_budget.*, after SWEEP=equal_budget) and the Pareto fronts
+# (results/pareto.md, results/pareto_<dataset>_<protocol>.png, fuller after SWEEP=pareto).
+# It never deletes or shrinks a git-tracked results file (exit 3, one line per file) unless ARGS=--force.
+tables: install ## Build Tables 2-6, equal budget and Pareto fronts of both protocols (ARGS="--from-record", "--force")
+	$(PY) -m kdkge.reports $(ARGS)
 
 record: install ## Export the store's FINISHED runs into the committed run record results/runs/ (merges; never shrinks)
 	$(PY) -m kdkge.runrecord export $(ARGS)
@@ -102,10 +104,10 @@ import-record: install ## Load the run record results/runs/ into the MLflow stor
 	$(PY) -m kdkge.runrecord import $(ARGS)
 
 calibration: install ## results/calibration.md: ECE, Brier, top-1 ECE of none/LS/LR next to MRR (backfills older runs)
-	$(PY) -m kdkge.calibration_report $(ARGS)
+	$(PY) -m kdkge.reports calibration $(ARGS)
 
 seeds: install ## Mean ± std over seeds and paired KD − DistMult tests (after make sweep SWEEP=table2_seeds)
-	$(PY) -m kdkge.seeds $(ARGS)
+	$(PY) -m kdkge.reports seeds $(ARGS)
 
 ui: install ## Browse runs: mlflow ui on MLFLOW_TRACKING_URI (default sqlite:///mlflow.db) at http://127.0.0.1:PORT
 	@case "$(or $(MLFLOW_TRACKING_URI),sqlite:///mlflow.db)" in \

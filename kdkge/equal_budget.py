@@ -8,24 +8,30 @@ chosen protocol, so the budgets are exact.
 
     python -m kdkge.equal_budget                 # print the equal-budget sizes of Table 2's KD models
     python -m kdkge.equal_budget --write         # (re)write sweeps/equal_budget.yaml
+    python -m kdkge.equal_budget --model kd_rel_distmult --dim 100 --dataset kinship   # any model and size
+
+A model without a size rule (:data:`SIZE_RULES`) is a one-line error naming the models there are.
+The report (``results/equal_budget.*``, written by ``make tables``) is :mod:`kdkge.reports.equal_budget`.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
 from functools import lru_cache
 
-from .paths import REPO_ROOT
 from .models import build_model
+from .paths import REPO_ROOT
+from .reports.paper import DATASETS, TABLE2_DIMS
 
 REPO = REPO_ROOT
 #: Models the search can size, and the widths each accepts: any positive integer, or perfect squares.
 SIZE_RULES = {"distmult": "any", "kd_rel_distmult": "square", "kd_distmult": "square", "scaled_distmult": "square",
               "complex": "even", "kd_rel_complex": "square", "kd_complex": "square"}
-#: Table 2's KD models and sizes (the paper's, recovered from its parameter counts).
-TABLE2_KD = {("umls", "kd_distmult"): 256, ("umls", "kd_rel_distmult"): 289,
-             ("kinship", "kd_distmult"): 400, ("kinship", "kd_rel_distmult"): 400}
+#: Table 2's KD models and sizes (the paper's, recovered from its parameter counts), in the sweep's order.
+TABLE2_KD = {(dataset, model): TABLE2_DIMS[dataset, model]
+             for dataset in DATASETS for model in ("kd_distmult", "kd_rel_distmult")}
 SEEDS = (1, 2, 3, 4, 5)
 
 
@@ -48,9 +54,14 @@ def parameters(model: str, dim: int, dataset: str, protocol: str, **options) -> 
     return build_model(model, entities, relations, dim, **options).num_parameters
 
 
-def widths(model: str, limit: int) -> list[int]:
+def check_model(model: str) -> None:
+    """A one-line ``ValueError`` naming the choices unless ``model`` has a size rule."""
     if model not in SIZE_RULES:
         raise ValueError(f"model {model!r} has no size rule for an equal-budget search: use one of {', '.join(SIZE_RULES)}")
+
+
+def widths(model: str, limit: int) -> list[int]:
+    check_model(model)
     rule = SIZE_RULES[model]
     if rule == "square":
         return [k * k for k in range(1, math.isqrt(limit) + 1)]
@@ -69,17 +80,20 @@ def closest_width(model: str, budget: int, dataset: str, protocol: str = "paper_
     return best
 
 
+def budget_row(dataset: str, model: str, dim: int, protocol: str = "paper_code") -> dict:
+    """A model at a size, its |Θ|, and the (width, |Θ|) of each other paper model closest to it."""
+    check_model(model)
+    budget = parameters(model, dim, dataset, protocol)
+    row = {"dataset": dataset, "model": model, "dim": dim, "params": budget}
+    for peer in ("distmult", "kd_rel_distmult", "kd_distmult"):
+        if peer != model:
+            row[peer] = closest_width(peer, budget, dataset, protocol)
+    return row
+
+
 def plan(protocol: str = "paper_code") -> list[dict]:
     """Per Table 2 KD model: its size and |Θ|, and the equal-budget DistMult and KD-Rel-DistMult."""
-    rows = []
-    for (dataset, model), dim in TABLE2_KD.items():
-        budget = parameters(model, dim, dataset, protocol)
-        row = {"dataset": dataset, "model": model, "dim": dim, "params": budget}
-        for peer in ("distmult", "kd_rel_distmult", "kd_distmult"):
-            if peer != model:
-                row[peer] = closest_width(peer, budget, dataset, protocol)
-        rows.append(row)
-    return rows
+    return [budget_row(dataset, model, dim, protocol) for (dataset, model), dim in TABLE2_KD.items()]
 
 
 def sweep_yaml(rows: list[dict]) -> str:
@@ -104,12 +118,24 @@ def sweep_yaml(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--protocol", default="paper_code", choices=("paper_code", "paper_text"))
     parser.add_argument("--write", action="store_true", help="write sweeps/equal_budget.yaml")
+    parser.add_argument("--model", help=f"print the equal-budget sizes of this model instead ({', '.join(SIZE_RULES)})")
+    parser.add_argument("--dim", type=int, help="its size (with --model)")
+    parser.add_argument("--dataset", default="umls", help="its dataset (with --model; default: %(default)s)")
     args = parser.parse_args(argv)
-    rows = plan(args.protocol)
+    if args.model is not None:
+        try:
+            check_model(args.model)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if args.dim is None:
+            print("error: --model needs --dim (the model's size)", file=sys.stderr)
+            return 2
+    rows = [budget_row(args.dataset, args.model, args.dim, args.protocol)] if args.model else plan(args.protocol)
     for row in rows:
         peers = ", ".join(f"{p} d={row[p][0]} ({row[p][1]:,})" for p in ("distmult", "kd_rel_distmult", "kd_distmult") if p in row)
         print(f"{row['dataset']:8s} {row['model']:16s} d={row['dim']:<4d} |Θ| = {row['params']:,}  ≈  {peers}")
@@ -117,7 +143,8 @@ def main(argv: list[str] | None = None) -> None:
         path = REPO / "sweeps" / "equal_budget.yaml"
         path.write_text(sweep_yaml(plan("paper_code")))
         print(f"wrote {path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

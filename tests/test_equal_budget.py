@@ -30,3 +30,16 @@ def test_the_sweep_file_is_up_to_date():
 def test_a_model_without_a_size_rule_is_a_one_line_error():
     with pytest.raises(ValueError, match=r"model 'transe' has no size rule for an equal-budget search: use one of distmult, "):
         equal_budget.closest_width("transe", 1000, "umls")
+
+
+def test_the_command_line_names_the_choices_in_one_line(capsys):
+    assert equal_budget.main(["--model", "transe", "--dim", "100"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: model 'transe' has no size rule for an equal-budget search: use one of distmult, "
+                   "kd_rel_distmult, kd_distmult, scaled_distmult, complex, kd_rel_complex, kd_complex"]
+
+
+def test_the_command_line_sizes_any_model(capsys):
+    assert equal_budget.main(["--model", "kd_distmult", "--dim", "256", "--dataset", "umls"]) == 0
+    out = capsys.readouterr().out
+    assert "kd_distmult      d=256  |Θ| = 3,728  ≈  distmult d=16 (3,760)" in out

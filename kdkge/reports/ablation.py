@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .common import (DATASET_LABELS, DATASETS, EM_DASH, METRICS, MODEL_LABELS, MODELS, PAPER_SETTINGS, PAPER_STRATEGY,
-                     VALUE_HEADERS, fmt_metric, fmt_pm, paper_dims)
+from .common import EM_DASH, METRICS, VALUE_HEADERS, fmt_metric, fmt_pm
+from .paper import DATASET_LABELS, DATASETS, MODEL_LABELS, MODELS, PAPER_SETTINGS, PAPER_STRATEGY, paper_dims
 from .runs import RunPool
 
 #: the four kinds of runs, in order: (protocol, loss)

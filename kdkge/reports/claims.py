@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .build import Table
-from .common import (CALIBRATIONS, DATASET_LABELS, DATASETS, MODEL_LABELS, MODELS, VALUE_HEADERS, VALUES,
-                     fmt_delta, fmt_metric)
+from .tables import Table
+from .common import VALUE_HEADERS, VALUES, fmt_delta, fmt_metric
+from .paper import CALIBRATIONS, DATASET_LABELS, DATASETS, MODEL_LABELS, MODELS
 
 
 def cells_frame(tables: dict[int, Table]) -> pd.DataFrame:

@@ -1,5 +1,5 @@
-"""Names shared by every report: datasets, models, tables, protocol variants, the paper's numbers,
-and the one number format of the results files.
+"""Names shared by every report: the values of a cell, the protocol variants, the selection rules, and
+the one number format of the results files (the paper's vocabulary is :mod:`.paper`).
 
 Number format (every file under ``results/`` written by ``make tables``, ``make seeds`` and
 ``make calibration``): metrics with three decimals and no leading zero, as the paper prints them
@@ -11,35 +11,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
-import pandas as pd
-
-from ..paths import PAPER_CSV
+from ..paths import experiment_name
 from ..schema import RANK_METRICS
+from .paper import DATASETS, PROTOCOL_LOSS
 
 
-DATASETS = ("umls", "kinship")
-DATASET_LABELS = {"umls": "UMLS", "kinship": "KINSHIP"}
-MODELS = ("distmult", "kd_rel_distmult", "kd_distmult")
-MODEL_LABELS = {"distmult": "DistMult", "kd_rel_distmult": "KD-Rel-DistMult", "kd_distmult": "KD-DistMult"}
 METRICS = tuple(RANK_METRICS)  # mrr, hits_1, hits_3, hits_10
 VALUES = ("params",) + METRICS  # the five numbers of a cell
 VALUE_HEADERS = {"params": "|Θ|", "mrr": "MRR", "hits_1": "@1", "hits_3": "@3", "hits_10": "@10"}
-CALIBRATIONS = (("none", None), ("ls", 0.1), ("ls", 0.2), ("lr", 0.1), ("lr", 0.2))
-#: Sec. 5.1 of the paper; runs deviating from these are marked in every output.
-PAPER_SETTINGS = {"epochs": 1000, "lr": 0.01, "batch_size": 1024, "seed": 1}
-PAPER_STRATEGY = "1vsall"
-TABLE_NUMBERS = (2, 3, 4, 5, 6)
-NOISE = {2: 0.0, 3: 0.0, 4: 0.1, 5: 0.0, 6: 0.0}
-TITLES = {
-    2: "Link prediction results on UMLS and KINSHIP",
-    3: "Link prediction results on UMLS and KINSHIP with model calibration",
-    4: "Link prediction results on noisy UMLS and KINSHIP (10% noise)",
-    5: "Link prediction results with the highest half of the parameter sweep",
-    6: "Link prediction results with the lowest half of the parameter sweep",
-}
-DEFAULT_EXPERIMENTS = tuple(f"kdkge-{d}" for d in DATASETS)
+DEFAULT_EXPERIMENTS = tuple(experiment_name(d) for d in DATASETS)
 LOG_EXPERIMENT = "kdkge-tables"
 EM_DASH = "—"
 SELECTION_RULES = {
@@ -55,9 +36,9 @@ SELECTION_RULES = {
 # Protocols
 # --------------------------------------------------------------------------- #
 
-#: The loss each protocol trains with by default (= kdkge.experiment.PROTOCOL_LOSS; a test checks).
+#: The loss each protocol trains with by default (:data:`kdkge.reports.paper.PROTOCOL_LOSS`).
 #: Runs without ``protocol``/``loss`` tags were recorded before protocols existed: paper_text, bce.
-DEFAULT_LOSS = {"paper_code": "softmax_ce", "paper_text": "bce"}
+DEFAULT_LOSS = PROTOCOL_LOSS
 UNTAGGED_PROTOCOL, UNTAGGED_LOSS = "paper_text", "bce"
 
 
@@ -141,41 +122,3 @@ def fmt_p(p: float | None) -> str:
 
 def alpha_label(alpha: float) -> str:
     return f"{alpha:.1f}".lstrip("0")
-
-
-# --------------------------------------------------------------------------- #
-# The paper's numbers
-# --------------------------------------------------------------------------- #
-
-
-def load_paper_tables(path: str | Path = PAPER_CSV) -> pd.DataFrame:
-    """The paper's Tables 2–6 (``kdkge/paper/paper_tables.csv``) with the project's names.
-
-    Columns: table, dataset (umls|kinship), model (registry names), calibration (none|ls|lr),
-    alpha (float or NaN), split, noise, kind (run|avg), dim (Int64, NA on avg rows), params,
-    mrr, hits_1, hits_3, hits_10.
-    """
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    label_to_model = {v: k for k, v in MODEL_LABELS.items()}
-    calibration = raw["calibration"].str.lower()
-    num = lambda col: pd.to_numeric(raw[col], errors="coerce")  # noqa: E731
-    return pd.DataFrame({
-        "table": raw["table"].astype(int),
-        "dataset": raw["dataset"].str.lower(),
-        "model": raw["model"].map(label_to_model),
-        "calibration": calibration.where(calibration != "avg", "none"),
-        "alpha": num("alpha"),
-        "split": raw["split"],
-        "noise": num("noise").astype(float),
-        "kind": calibration.map(lambda c: "avg" if c == "avg" else "run"),
-        "dim": num("dim").astype("Int64"),
-        "params": num("params"),
-        "mrr": num("mrr"), "hits_1": num("hits1"), "hits_3": num("hits3"), "hits_10": num("hits10"),
-    })
-
-
-def paper_dims(paper: pd.DataFrame, table: int, dataset: str, model: str) -> list[int]:
-    """The embedding sizes of the paper's ``table`` rows for ``model`` on ``dataset``, ascending."""
-    sel = paper[(paper.table == table) & (paper.dataset == dataset) & (paper.model == model)
-                & (paper.kind == "run") & (paper.split == "test") & (paper.calibration == "none")]
-    return sorted({int(d) for d in sel["dim"].dropna()})

@@ -1,12 +1,12 @@
-"""A :class:`~kdkge.reports.build.Table` as Markdown, LaTeX and CSV, in the paper's layout."""
+"""A :class:`~kdkge.reports.tables.Table` as Markdown, LaTeX and CSV, in the paper's layout."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from .build import Row, Table, _alpha_label
-from .common import (DATASET_LABELS, DATASETS, EM_DASH, MODEL_LABELS, PAPER_TEXT, VALUE_HEADERS, VALUES,
-                     fmt_metric, fmt_value)
+from .tables import Cell, Row, Table, _alpha_label
+from .common import EM_DASH, PAPER_TEXT, VALUE_HEADERS, VALUES, fmt_metric, fmt_value
+from .paper import DATASET_LABELS, DATASETS, MODEL_LABELS
 
 
 def _heading(table: Table) -> str:

@@ -14,13 +14,17 @@ import pandas as pd
 
 from .ablation import render_ablation
 from .row_groups import render_row_groups
-from .build import Table
+from .tables import Table
 from .claims import CLAIMS, _verdict_text, cells_frame
-from .common import (DATASET_LABELS, DATASETS, DEFAULT_LOSS, MODEL_LABELS, PAPER_CODE, PAPER_CODE_CLEAN, PAPER_TEXT,
-                     SELECTION_RULES, VALUE_HEADERS, VALUES, Variant, alpha_label, fmt_value)
+from .common import (DEFAULT_LOSS, PAPER_CODE, PAPER_CODE_CLEAN, PAPER_TEXT, SELECTION_RULES, VALUE_HEADERS, VALUES,
+                     Variant, alpha_label, fmt_value)
+from .paper import DATASET_LABELS, DATASETS, MODEL_LABELS
 from .render import render_sizes
 from .runs import RunPool
 
+#: what the reports linked from the header hold
+SEE_ALSO = {"equal_budget.md": "each KD model against the models of the same |Θ| over seeds",
+            "pareto.md": "the fronts of test MRR against |Θ|"}
 #: the columns of ours, in order
 OURS = (PAPER_CODE, PAPER_CODE_CLEAN, PAPER_TEXT)
 SHORT = {PAPER_CODE: "code 2022", PAPER_CODE_CLEAN: "code clean", PAPER_TEXT: "text"}
@@ -161,8 +165,10 @@ def _deviation_lines(used_cells: dict[Variant, dict]) -> list[str]:
 
 def render_reproduction(tables: dict[Variant, dict[int, Table]], skipped: dict[int, str], pool: RunPool,
                         paper: pd.DataFrame, *, selection: str, experiments: Sequence[str], command: str,
-                        commit: str | None) -> str:
-    """REPRODUCTION.md from the tables of every variant in :data:`OURS` (built with the same numbers)."""
+                        commit: str | None, see_also: Sequence[str] = ()) -> str:
+    """REPRODUCTION.md from the tables of every variant in :data:`OURS` (built with the same numbers).
+
+    ``see_also``: other reports written beside it (file names), linked from the header."""
     used_cells = {v: {c.run_id: c for t in tables[v].values() for r in t.rows for c in r.cells.values() if c.run_id}
                   for v in (PAPER_CODE, PAPER_TEXT)}
     lines = [
@@ -186,6 +192,9 @@ def render_reproduction(tables: dict[Variant, dict[int, Table]], skipped: dict[i
         "- Runs with the other loss of their protocol (paper_code with BCE, paper_text with softmax CE) are not in "
         "the tables; they feed the ablation at the end.",
     ]
+    if see_also:
+        lines.append("- The paper's parameter efficiency re-tested (issue 18): "
+                     + ", ".join(f"[`{name}`]({name}) ({SEE_ALSO.get(name, 'see the file')})" for name in see_also) + ".")
     for v, cells in used_cells.items():
         wall = sum(c.wall_time_s for c in cells.values() if c.wall_time_s)
         if wall:

@@ -17,7 +17,8 @@ from __future__ import annotations
 import pandas as pd
 
 from .ablation import Condition, seed_frame, values
-from .common import DATASET_LABELS, DATASETS, EM_DASH, MODEL_LABELS, MODELS, fmt_metric, fmt_pm
+from .common import EM_DASH, fmt_metric, fmt_pm
+from .paper import DATASET_LABELS, DATASETS, MODEL_LABELS, MODELS
 from .runs import RunPool
 
 CODE = ("paper_code", "softmax_ce")

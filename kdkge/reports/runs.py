@@ -2,7 +2,7 @@
 
 :func:`fetch_runs` returns rows in the layout of ``mlflow.search_runs`` (``run_id``, ``status``,
 ``start_time``, ``experiment``, ``params.*``, ``tags.*``, ``metrics.*``) from either source —
-the store through :func:`kdkge.tracking.find_runs`, the record (``results/runs/``) through
+the store through :func:`kdkge.store.find_runs`, the record (``results/runs/``) through
 :func:`kdkge.runrecord.record_frame` — and :func:`normalise_runs` turns them into typed columns.
 """
 
@@ -17,7 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..schema import PAPER_TEST_GROUP_METRICS, SPLITS, metric_key
-from .common import METRICS, PAPER_SETTINGS, PAPER_STRATEGY, UNTAGGED_LOSS, UNTAGGED_PROTOCOL, Variant
+from .common import METRICS, UNTAGGED_LOSS, UNTAGGED_PROTOCOL, Variant
+from .paper import PAPER_SETTINGS, PAPER_STRATEGY
 
 log = logging.getLogger("kdkge.tables")
 
@@ -36,7 +37,7 @@ def fetch_runs(tracking_uri: str | None, experiments: Sequence[str], record: str
         from ..runrecord import record_frame
 
         return record_frame(record, experiments)
-    from ..tracking import find_runs
+    from ..store import find_runs
 
     frames = []
     for name in experiments:
@@ -110,10 +111,14 @@ def _deviations(row: pd.Series) -> str:
 
 
 BEST_COLUMNS = ["best_epoch"] + [f"best_{metric_key(s, m)}" for s in METRIC_SPLITS for m in METRICS]
+#: the calibration metrics of σ(score) (:mod:`kdkge.calibration_metrics`) on valid and test
+CALIBRATION_KEYS = ("ece", "brier", "top1_ece")
+CALIBRATION_COLUMNS = [f"{s}_{k}" for s in ("valid", "test") for k in CALIBRATION_KEYS]
 RUN_COLUMNS = (
-    ["run_id", "experiment", "start_time", "model", "dataset", "calibration", "alpha", "noise", "dim",
-     "seed", "epochs", "lr", "batch_size", "strategy", "protocol", "loss", "config_hash", "params", "wall_time_s"]
-    + [metric_key(s, m) for s in METRIC_SPLITS for m in METRICS] + BEST_COLUMNS
+    ["run_id", "store_run_id", "experiment", "start_time", "model", "variant", "dataset", "calibration", "alpha",
+     "noise", "dim", "seed", "epochs", "lr", "batch_size", "strategy", "protocol", "loss", "config_hash", "params",
+     "wall_time_s"]
+    + [metric_key(s, m) for s in METRIC_SPLITS for m in METRICS] + BEST_COLUMNS + CALIBRATION_COLUMNS
     + list(PAPER_TEST_GROUP_METRICS) + ["superseded", "deviations"]
 )
 
@@ -124,9 +129,11 @@ def _typed(finished: pd.DataFrame) -> pd.DataFrame:
     imported = _column(finished, "tags.imported_from_record")  # a run imported from the record keeps its id
     return pd.DataFrame({
         "run_id": imported.where(imported.notna() & (imported.astype(str) != ""), _column(finished, "run_id")),
+        "store_run_id": _column(finished, "run_id"),  # the id in the store read (differs for an imported run)
         "experiment": _column(finished, "experiment"),
         "start_time": pd.to_datetime(_column(finished, "start_time"), utc=True),
         "model": tag("model").astype(object),
+        "variant": _text(_column(finished, "params.model.options.variant"), ""),  # scaled_distmult's option
         "dataset": tag("dataset").astype(object).str.lower(),
         "calibration": tag("calibration").astype(object).fillna("none").replace("", "none").str.lower(),
         "alpha": _number(tag("alpha")),
@@ -143,7 +150,7 @@ def _typed(finished: pd.DataFrame) -> pd.DataFrame:
         "params": metric("num_parameters"),
         "wall_time_s": metric("wall_time_s"),
         **{metric_key(s, m): metric(metric_key(s, m)) for s in METRIC_SPLITS for m in METRICS},
-        **{c: metric(c) for c in BEST_COLUMNS},
+        **{c: metric(c) for c in BEST_COLUMNS + CALIBRATION_COLUMNS},
         **{c: metric(c) for c in PAPER_TEST_GROUP_METRICS},
     })
 
@@ -152,7 +159,9 @@ def normalise_runs(raw: pd.DataFrame) -> RunPool:
     """FINISHED runs with typed columns (see :data:`RUN_COLUMNS`), newest per ``config_hash``.
 
     ``protocol``/``loss`` default to paper_text/bce (runs recorded before protocols existed).
-    A run imported from the record (tag ``imported_from_record``) keeps its original run id.
+    A run imported from the record (tag ``imported_from_record``) keeps its original run id
+    (``store_run_id``: its id in the store read). ``variant``: the model option ``variant``
+    (scaled_distmult's dot/abs/temperature; ``''`` for models without it).
     """
     empty = pd.DataFrame({c: pd.Series(dtype=object) for c in RUN_COLUMNS})
     if raw.empty:
@@ -191,3 +200,21 @@ def load_runs(tracking_uri: str | None, experiments: Sequence[str], record: str 
 def has_training_runs(raw: pd.DataFrame) -> bool:
     """Whether ``raw`` holds a FINISHED run with the tags the tables need."""
     return not normalise_runs(raw).runs.empty
+
+
+def at_paper_settings(runs: pd.DataFrame, *, any_seed: bool = True) -> pd.DataFrame:
+    """The runs at the paper's settings (1000 epochs, lr 0.01, batch 1024, 1vsAll; seed 1 unless
+    ``any_seed``), clean data and no calibration, as they come (newest first)."""
+    if runs.empty:
+        return runs
+    ok = ((runs.calibration == "none") & (runs.noise.abs() < 1e-9) & runs.seed.notna()
+          & (runs.strategy.fillna(PAPER_STRATEGY) == PAPER_STRATEGY))
+    for key, want in PAPER_SETTINGS.items():
+        if key != "seed" or not any_seed:
+            ok &= (runs[key] - want).abs() < 1e-9
+    return runs[ok]
+
+
+def per_seed(runs: pd.DataFrame) -> pd.DataFrame:
+    """One run per seed, the newest (``runs`` hold one configuration apart from the seed)."""
+    return runs.sort_values("start_time", ascending=False, kind="stable").drop_duplicates("seed")

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from kdkge.seeds import (bootstrap_ci, compare_paired, main, paired, paired_t_p, runs_frame, sign_test_floor, sign_test_p,
-                         summarise)
+from kdkge.reports.seeds import main, paired, runs_frame, summarise
+from kdkge.reports.stats import bootstrap_ci, compare_paired, paired_t_p, sign_test_floor, sign_test_p
 from kdkge.tracking import MlflowTracker
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_sign_test_and_bootstrap():

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from kdkge.reports.common import load_paper_tables
+from kdkge.reports.paper import load_paper_tables
 from kdkge.reports.row_groups import group_sizes, render_row_groups
 from kdkge.reports.runs import RUN_COLUMNS, RunPool
 

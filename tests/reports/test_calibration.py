@@ -4,10 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kdkge.calibration_report import main
+from kdkge.reports.calibration import main
 from kdkge.tracking import find_runs
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_report_backfills_and_tabulates(tmp_path):
@@ -29,7 +29,7 @@ def test_report_backfills_and_tabulates(tmp_path):
     assert main(["--tracking-uri", uri, "--experiments", "kdkge-nations", "--out", str(report)]) == 0
     text = report.read_text()
     assert "| nations | distmult | 16 | none |" in text and "| nations | distmult | 16 | LR α=0.1 |" in text
-    from kdkge.calibration_report import backfill
+    from kdkge.reports.calibration import backfill
 
     # a backfill (what runs logged before the calibration metrics get) recomputes the logged values
     recomputed = backfill(uri, old["run_id"], client)

@@ -238,7 +238,9 @@ def test_make_tables_writes_everything_and_logs_to_mlflow(store, tmp_path, capsy
     assert "Table 4: no FINISHED runs" in printed
     names = {p.name for p in out.iterdir()}
     assert names == {f"table{n}.{ext}" for n in (2, 3, 5, 6) for ext in ("md", "tex", "csv")} | {
-        "REPRODUCTION.md", "mrr_vs_params_umls.png", "mrr_vs_params_kinship.png"}
+        "REPRODUCTION.md", "mrr_vs_params_umls.png", "mrr_vs_params_kinship.png",
+        "equal_budget.md", "equal_budget.csv", "equal_budget.tex",  # the KD models of Table 2 at seed 1
+        "pareto.md", "pareto_umls_paper_text.png", "pareto_kinship_paper_text.png"}
     rep = (out / "REPRODUCTION.md").read_text()
     assert "Table 4: no FINISHED runs" in rep
     assert "## Runs NOT at the paper's settings" in rep and "epochs=5" in rep
@@ -282,8 +284,8 @@ def test_empty_pool_builds_empty_tables(paper):
 
 
 def test_table2_over_seeds_mean_std_and_paired_tests(tmp_path):
-    """make tables' multi-seed Table 2 (kdkge.seed_tables): values against hand computations."""
-    from kdkge import seed_tables
+    """make tables' multi-seed Table 2 (kdkge.reports.seeds): values against hand computations."""
+    from kdkge.reports import seeds as seed_tables
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     base = [0.50, 0.52, 0.48, 0.51, 0.49]
@@ -293,7 +295,7 @@ def test_table2_over_seeds_mean_std_and_paired_tests(tmp_path):
     log_run(uri, "umls", "kd_rel_distmult", 289, 0.6, seed=2, epochs=50)  # not at the paper's settings: ignored
     log_run(uri, "umls", "distmult", 144, 0.9, seed=2)  # not Table 2's size: ignored
     pool = T.load_runs(uri, ["kdkge-umls"])
-    cells, pairs = seed_tables.build(pool, T.load_paper_tables())
+    cells, pairs = seed_tables.table2_seeds(pool, T.load_paper_tables())
     dm = cells[(cells.model == "distmult") & (cells.split == "test") & (cells.dataset == "umls")].iloc[0]
     assert (dm.n, dm.dim, dm.seeds) == (5, 289, "1,2,3,4,5")
     assert dm.mrr_mean == pytest.approx(0.5) and dm.mrr_std == pytest.approx(0.0158113883, rel=1e-6)
@@ -322,7 +324,7 @@ def test_table2_over_seeds_mean_std_and_paired_tests(tmp_path):
 
 
 def test_table2_over_seeds_is_skipped_with_one_seed(store, tmp_path):
-    from kdkge import seed_tables
+    from kdkge.reports import seeds as seed_tables
 
     stale = tmp_path / "table2_seeds.md"
     stale.write_text("old")
@@ -331,7 +333,7 @@ def test_table2_over_seeds_is_skipped_with_one_seed(store, tmp_path):
 
 
 def test_model_selection_report_final_vs_best_validation_epoch(tmp_path):
-    from kdkge import selection_report
+    from kdkge.reports import selection as selection_report
     from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

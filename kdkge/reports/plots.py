@@ -7,8 +7,9 @@ import io
 import pandas as pd
 
 from ..schema import metric_key
-from .build import candidates
-from .common import DATASET_LABELS, MODEL_LABELS, MODELS, PAPER_TEXT, Variant
+from .tables import candidates
+from .common import PAPER_TEXT, Variant
+from .paper import DATASET_LABELS, MODEL_LABELS, MODELS
 from .runs import RunPool
 
 COLORS = {"distmult": "tab:blue", "kd_rel_distmult": "tab:orange", "kd_distmult": "tab:green"}

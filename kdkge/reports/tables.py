@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..schema import metric_key
-from .common import (CALIBRATIONS, DATASET_LABELS, DATASETS, EM_DASH, METRICS, MODEL_LABELS, MODELS, NOISE,
-                     PAPER_TEXT, SELECTION_RULES, TABLE_NUMBERS, TITLES, VALUES, Variant, alpha_label,
-                     load_paper_tables, paper_dims)
+from .common import EM_DASH, METRICS, PAPER_TEXT, SELECTION_RULES, VALUES, Variant, alpha_label
+from .paper import (CALIBRATIONS, DATASET_LABELS, DATASETS, MODEL_LABELS, MODELS, NOISE, TABLE_NUMBERS, TITLES,
+                    load_paper_tables, paper_dims)
 from .runs import RunPool
 
 
