@@ -53,22 +53,18 @@ def make_tracker(cfg: DictConfig) -> Tracker:
 
 
 def store_key(tracker: Tracker) -> str:
-    """Where a tracker records: ``<tracking URI>#<experiment>`` (claims and training states are per store)."""
-    if isinstance(tracker, MlflowTracker):
-        return f"{tracker.tracking_uri}#{tracker.experiment_name}"
-    return "untracked"
+    """Where a tracker records (:attr:`kdkge.tracking.Tracker.store_key`): claims and training states are per store."""
+    return tracker.store_key
 
 
 def finished_metrics(tracker: Tracker, run_id: str) -> dict[str, float]:
-    """The metrics of a recorded run (empty without a store)."""
-    if isinstance(tracker, MlflowTracker):
-        return dict(tracker.client.get_run(run_id).data.metrics)
-    return {}
+    """The metrics of a recorded run (:meth:`kdkge.tracking.Tracker.finished_metrics`; empty without a store)."""
+    return tracker.finished_metrics(run_id)
 
 
 def ui_hint(tracker: Tracker, run_id: str) -> list[str]:
     """Lines saying where a run is: tracking URI, experiment, run id and the UI address."""
-    if not isinstance(tracker, MlflowTracker):
+    if not tracker.recording:
         return ["MLflow: not recorded (tracking=none)"]
     path = f"/#/experiments/{tracker.experiment_id}/runs/{run_id}"
     uri = tracker.tracking_uri
@@ -238,7 +234,7 @@ class RunRecorder:
         tracker.log_metrics({k: v for k, v in metrics.items() if k.startswith("best_") or k == "last_epoch"}, step=result.last_epoch)
         fig = learning_curve(log_.losses, log_.valid_mrr, f"{self.name} (test MRR {metrics['test_mrr']:.3f})")
         log_and_close(tracker, fig, "plots/learning_curve.png")
-        if self.cfg.checkpoint and not isinstance(tracker, NullTracker):
+        if self.cfg.checkpoint and tracker.recording:
             tracker.log_artifact(save_checkpoint(result, self.tmp / "model.pt"), "checkpoint")
             if result.best_model is not None:
                 tracker.log_artifact(save_checkpoint(result.best_model, self.tmp / "best_model.pt", result.spec, result.kg), "checkpoint")
