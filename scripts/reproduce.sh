@@ -9,8 +9,11 @@
 #   5. the same under protocol=paper_text (the paper's text: BCE of Eq. 2, clean splits), its ablation first.
 # Every step is `make sweep`: finished runs are skipped, so a relaunch resumes where a crash stopped.
 # Run it from a clone pinned at a commit, against the project's store, so that edits cannot break it:
-#   git clone . /tmp/sweeper && cd /tmp/sweeper && ln -s /work/main/.venv .venv &&
+#   git clone . /tmp/sweeper && cd /tmp/sweeper && make install &&
 #   MLFLOW_TRACKING_URI=sqlite:////work/main/mlflow.db nohup bash scripts/reproduce.sh > sweeps.log 2>&1 &
+# Give the clone its own venv (make install): a symlink to the checkout's .venv imports the checkout's
+# hydra_plugins through its editable install, so edits there would reach the pinned sweep; and never swap
+# a venv under a running sweep (Hydra reads its config files from the venv's paths at every job).
 # JOBS (default 2) runs at a time, one torch thread each; after each sweep the run record under
 # results/runs/ of the clone is exported again (make record); copy it to your checkout and commit.
 set -uo pipefail
