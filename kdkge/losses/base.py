@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from ..registries import registrar
 
 CALIBRATIONS = ("none", "ls", "lr")
 
@@ -10,14 +11,8 @@ CALIBRATIONS = ("none", "ls", "lr")
 LOSS_CLASSES: dict[str, type] = {}
 
 
-def register(cls):
-    """Class decorator: make a base loss available as ``loss=<cls.name>``."""
-    if not getattr(cls, "name", ""):
-        raise TypeError(f"{cls.__qualname__} needs a non-empty `name`")
-    if cls.name in LOSS_CLASSES and LOSS_CLASSES[cls.name] is not cls:
-        raise TypeError(f"loss name {cls.name!r} is registered twice")
-    LOSS_CLASSES[cls.name] = cls
-    return cls
+#: Class decorator: make a loss available under ``cls.name`` (:func:`kdkge.registries.registrar`).
+register = registrar(LOSS_CLASSES, "loss")
 
 
 def check_alpha(alpha: float, what: str) -> float:

@@ -8,17 +8,13 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+from ..registries import registrar
+
 MODELS: dict[str, type] = {}
 
 
-def register(cls):
-    """Class decorator: make a model available under ``cls.name``."""
-    if not cls.name:
-        raise TypeError(f"{cls.__qualname__} needs a non-empty `name`")
-    if cls.name in MODELS and MODELS[cls.name] is not cls:
-        raise TypeError(f"model name {cls.name!r} is registered twice")
-    MODELS[cls.name] = cls
-    return cls
+#: Class decorator: make a model available under ``cls.name`` (:func:`kdkge.registries.registrar`).
+register = registrar(MODELS, "model")
 
 
 def _discover() -> None:

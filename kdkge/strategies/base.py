@@ -7,19 +7,14 @@ from collections.abc import Callable
 import torch
 
 from ..data import TrainingLabels
+from ..registries import registrar
 
 #: The registered strategies by name (``strategy=<name>``), filled by :func:`register`.
 STRATEGY_CLASSES: dict[str, type] = {}
 
 
-def register(cls):
-    """Class decorator: make a training strategy available as ``strategy=<cls.name>``."""
-    if not getattr(cls, "name", ""):
-        raise TypeError(f"{cls.__qualname__} needs a non-empty `name`")
-    if cls.name in STRATEGY_CLASSES and STRATEGY_CLASSES[cls.name] is not cls:
-        raise TypeError(f"strategy name {cls.name!r} is registered twice")
-    STRATEGY_CLASSES[cls.name] = cls
-    return cls
+#: Class decorator: make a strategy available under ``cls.name`` (:func:`kdkge.registries.registrar`).
+register = registrar(STRATEGY_CLASSES, "strategy")
 
 
 
