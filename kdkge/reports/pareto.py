@@ -17,7 +17,6 @@ Per protocol and split: ``paper_code`` (test MRR on the authors' 2022 split, ``p
 
 from __future__ import annotations
 
-import io
 import math
 
 import pandas as pd
@@ -25,6 +24,7 @@ import pandas as pd
 from ..schema import metric_key
 from .common import EM_DASH, PAPER_CODE, PAPER_CODE_CLEAN, PAPER_TEXT, Variant, fmt_params, fmt_pm
 from .paper import DATASET_LABELS, DATASETS, MODEL_LABELS, MODELS
+from .plots import png_bytes
 from .runs import RunPool, at_paper_settings
 
 #: the file-name key of each variant: ``pareto_<dataset>_<key>.png``
@@ -98,11 +98,7 @@ def plot(pts: pd.DataFrame, dataset: str, variant: Variant) -> bytes | None:
                  f"(mean ± std over the seeds; {seeds} seed{'' if hi == 1 else 's'} per point)", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, dpi=130, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig)
 
 
 def _front_lines(pts: pd.DataFrame) -> list[str]:

@@ -54,6 +54,14 @@ def plot_mrr_vs_params(pool: RunPool, paper: pd.DataFrame, dataset: str, variant
     ax.set_title(title if variant == PAPER_TEXT else f"{title}\n{variant.label}", fontsize=None if variant == PAPER_TEXT else 10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="best")
+    return png_bytes(fig)
+
+
+def png_bytes(fig) -> bytes:
+    """The figure as PNG bytes, laid out tightly, without the software tag (so a rebuild is
+    byte-identical), and closed."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, dpi=130, format="png", metadata={"Software": None})
