@@ -18,18 +18,18 @@ from .experiment import prepare_data
 from .mlflow_store import resolve_tracking_uri
 from .paths import experiment_name
 from .split_2022 import GROUPS, breakdown
-from .store import find_runs
+from .store import RunStore
 
 
 def backfill(uri: str | None, experiments: list[str], force: bool = False) -> int:
     """Log :func:`breakdown` into every FINISHED paper_code run of ``experiments`` that lacks it."""
-    from mlflow.tracking import MlflowClient
+    from .tracking import MlflowTracker
 
     uri = resolve_tracking_uri(uri)
-    client = MlflowClient(uri)
+    store, tracker = RunStore(uri), None
     done = 0
     for name in experiments:
-        runs = find_runs(uri, experiment=name)
+        runs = store.frame(name)
         if runs.empty or "tags.protocol" not in runs:
             continue
         runs = runs[(runs["status"] == "FINISHED") & (runs["tags.protocol"] == "paper_code")]
@@ -38,13 +38,13 @@ def backfill(uri: str | None, experiments: list[str], force: bool = False) -> in
                 continue
             try:
                 with tempfile.TemporaryDirectory() as tmp:
-                    trained = load_checkpoint(client.download_artifacts(run["run_id"], "checkpoint/model.pt", tmp))
+                    trained = load_checkpoint(store.download(run["run_id"], "checkpoint/model.pt", tmp))
             except Exception as error:  # noqa: BLE001 — a run without its checkpoint is reported, not fatal
                 print(f"skip {run['run_id'][:8]}: no checkpoint ({type(error).__name__})", file=sys.stderr)
                 continue
             metrics = breakdown(trained.model, prepare_data(trained.spec))
-            for key, value in metrics.items():
-                client.log_metric(run["run_id"], key, value, step=int(trained.spec.epochs))
+            tracker = tracker or MlflowTracker(uri, experiment=None)
+            tracker.log_run_metrics(run["run_id"], metrics, step=int(trained.spec.epochs))
             done += 1
             print(f"{name} {run['run_id'][:8]} {run.get('tags.model')} d={run.get('tags.dim')} seed={run.get('tags.seed')}: "
                   + " ".join(f"{g}={metrics[f'paper_test_{g}_mrr']:.3f}" for g in GROUPS)

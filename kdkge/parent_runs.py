@@ -36,54 +36,45 @@ CHILD_METRICS = ("valid_mrr", "test_mrr", "test_hits_1", "test_hits_3", "test_hi
 
 
 class ParentRun:
-    """A parent run in ``experiment`` of the store ``uri``, created or reopened (see the module doc)."""
+    """A parent run in ``experiment`` of the store ``uri``, created or reopened (see the module doc).
+
+    Written through an :class:`~kdkge.tracking.MlflowTracker`, read through a :class:`~kdkge.store.RunStore`.
+    """
 
     def __init__(self, uri: str, experiment: str, *, kind: str, key: Mapping[str, str], name: str,
                  tags: Mapping[str, str] | None = None, params: Mapping[str, Any] | None = None):
+        from .store import RunStore
         from .tracking import MlflowTracker
 
-        tracker = MlflowTracker(uri, experiment=experiment)  # creates the experiment (with its kind tag) if needed
-        self.uri, self.experiment, self.client = tracker.tracking_uri, experiment, tracker.client
-        self.experiment_id, self._write = tracker.experiment_id, tracker._write
+        self.tracker = MlflowTracker(uri, experiment=experiment)  # creates the experiment (with its kind tag) if needed
+        self.uri, self.experiment = self.tracker.tracking_uri, experiment
+        self.store = RunStore(self.uri)
         identity = {"kind": kind, **{k: str(v) for k, v in key.items()}}
-        query = " and ".join(f"tags.{k} = '{v}'" for k, v in identity.items())
-        found = self._write(self.client.search_runs, [self.experiment_id], filter_string=query,
-                            order_by=["attributes.start_time DESC"], max_results=1)
-        if found:
-            self.run_id = found[0].info.run_id
+        found = self.store.newest_run(experiment, " and ".join(f"tags.{k} = '{v}'" for k, v in identity.items()))
+        if found is not None:
+            self.run_id = found.info.run_id
             self.reopened = True
-            self._write(self.client.update_run, self.run_id, status="RUNNING")
+            self.tracker.reopen_run(self.run_id)
         else:
-            from mlflow.tracking.context.registry import resolve_tags
-
-            run = self._write(self.client.create_run, self.experiment_id, run_name=name, tags=resolve_tags(identity))
-            self.run_id = run.info.run_id
+            self.run_id = self.tracker.create_run(name, identity)
             self.reopened = False
         self.set_tags(tags or {})
         if params:
             self.log_params(params)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        from mlflow.entities import RunTag
-
-        items = [RunTag(str(k), str(v)[:8000]) for k, v in tags.items()]
-        for i in range(0, len(items), 100):
-            self._write(self.client.log_batch, self.run_id, tags=items[i:i + 100])
+        self.tracker.set_run_tags(self.run_id, tags)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Params once (MLflow refuses to change a param): keys already logged are left alone."""
-        from mlflow.entities import Param
-
-        have = self.client.get_run(self.run_id).data.params
-        items = [Param(str(k), str(v)[:6000]) for k, v in params.items() if str(k) not in have]
-        for i in range(0, len(items), 100):
-            self._write(self.client.log_batch, self.run_id, params=items[i:i + 100])
+        have = self.store.run(self.run_id).data.params
+        self.tracker.log_run_params(self.run_id, {k: v for k, v in params.items() if str(k) not in have})
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        self.client.log_text(self.run_id, text, artifact_file)
+        self.tracker.log_run_text(self.run_id, text, artifact_file)
 
     def end(self, status: str = "FINISHED") -> None:
-        self._write(self.client.set_terminated, self.run_id, status)
+        self.tracker.terminate_run(self.run_id, status)
 
     def metrics_of(self, run_ids: Iterable[str]) -> dict[str, dict[str, float]]:
         """run id → its latest metrics (runs that no longer exist are left out)."""
@@ -92,8 +83,7 @@ class ParentRun:
         for i in range(0, len(ids), 100):
             chunk = ids[i:i + 100]
             query = "attributes.run_id IN (" + ",".join(f"'{r}'" for r in chunk) + ")"
-            for run in self._write(self.client.search_runs, [self.experiment_id], filter_string=query,
-                                   max_results=len(chunk)):
+            for run in self.store.runs(self.experiment, query, max_results=len(chunk)):
                 out[run.info.run_id] = dict(run.data.metrics)
         return out
 

@@ -51,7 +51,6 @@ SUFFIX = ".jsonl.gz"
 EXCLUDED_EXPERIMENTS = (experiment_name("tables"),)
 #: tag set on a run written by :func:`import_record`: the run id in the record
 IMPORTED_TAG = "imported_from_record"
-EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 LOSS_DIGITS = 7
 
 # --------------------------------------------------------------------------- #
@@ -154,34 +153,15 @@ def record_frame(record_dir: str | Path = RECORD_DIR, experiments: Sequence[str]
 # --------------------------------------------------------------------------- #
 
 
-def _client(uri: str | None):
-    from mlflow.tracking import MlflowClient
-
-    from .mlflow_store import resolve_tracking_uri
-
-    return MlflowClient(resolve_tracking_uri(uri))
-
-
-def store_experiments(client, experiments: Sequence[str] | None = None) -> list:
-    """The store's experiments of training runs (``kdkge-*`` but ``kdkge-tables``), or those named."""
-    found = client.search_experiments(max_results=10_000)
+def store_experiments(store, experiments: Sequence[str] | None = None) -> list[str]:
+    """The names of the store's experiments of training runs (``kdkge-*`` but ``kdkge-tables``), or those named."""
+    found = store.experiment_names()
     if experiments is not None:
-        return [e for e in found if e.name in experiments]
-    return [e for e in found if e.name.startswith(EXPERIMENT_PREFIX) and e.name not in EXCLUDED_EXPERIMENTS]
+        return [e for e in found if e in experiments]
+    return [e for e in found if e.startswith(EXPERIMENT_PREFIX) and e not in EXCLUDED_EXPERIMENTS]
 
 
-def _finished_runs(client, experiment_id: str) -> list:
-    runs, token = [], None
-    while True:
-        page = client.search_runs([experiment_id], filter_string="attributes.status = 'FINISHED'",
-                                  max_results=1000, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
-
-
-def run_to_record(client, run, experiment: str) -> dict:
+def run_to_record(store, run, experiment: str) -> dict:
     """One MLflow run as a record line (the original run id when it was imported from a record)."""
     tags = dict(run.data.tags)
     run_id = tags.pop(IMPORTED_TAG, None) or run.info.run_id
@@ -189,7 +169,7 @@ def run_to_record(client, run, experiment: str) -> dict:
            "start_time": run.info.start_time, "end_time": run.info.end_time, "params": dict(run.data.params),
            "tags": tags, "metrics": {k: _enc(v) for k, v in run.data.metrics.items() if k != "loss"}}
     if "loss" in run.data.metrics:
-        history = client.get_metric_history(run.info.run_id, "loss")
+        history = store.metric_history(run.info.run_id, "loss")
         latest: dict[int, tuple[int, float]] = {}
         for m in history:  # several values at one step (a resumed run): the latest
             if m.step not in latest or m.timestamp >= latest[m.step][0]:
@@ -203,15 +183,14 @@ def run_to_record(client, run, experiment: str) -> dict:
 
 def store_records(uri: str | None = None, experiments: Sequence[str] | None = None) -> list[dict]:
     """Every FINISHED run of the store's training experiments, as record lines."""
-    from .mlflow_store import _is_sqlite, _sqlite_path, resolve_tracking_uri
+    from .store import RunStore
 
-    uri = resolve_tracking_uri(uri)
-    if _is_sqlite(uri) and not _sqlite_path(uri).exists():
+    store = RunStore(uri)
+    if not store.exists():
         return []  # do not create a store just to read it
-    client = _client(uri)
     out = []
-    for exp in store_experiments(client, experiments):
-        out.extend(run_to_record(client, run, exp.name) for run in _finished_runs(client, exp.experiment_id))
+    for name in store_experiments(store, experiments):
+        out.extend(run_to_record(store, run, name) for run in store.runs(name, "attributes.status = 'FINISHED'"))
     return out
 
 
@@ -287,60 +266,33 @@ class ImportReport:
                 + (f"; created {', '.join(self.experiments_created)}" if self.experiments_created else ""))
 
 
-def _experiment_id(client, uri: str, name: str, report: ImportReport) -> str:
-    from .mlflow_store import _artifact_root, _retry_locked
-
-    found = client.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
-    location = _artifact_root(uri)
-    if location is not None:
-        location += "/" + name
-    report.experiments_created.append(name)
-    return _retry_locked(client.create_experiment, name, artifact_location=location, tags=EXPERIMENT_KIND)
-
-
-def _present(client, experiment_id: str) -> tuple[set[str], set[str]]:
+def _present(store, experiment: str) -> tuple[set[str], set[str]]:
     """(run ids and imported-from ids, config hashes of FINISHED runs) already in an experiment."""
-    ids, hashes, token = set(), set(), None
-    while True:
-        page = client.search_runs([experiment_id], max_results=1000, page_token=token)
-        for run in page:
-            ids.add(run.info.run_id)
-            tags = run.data.tags
-            if IMPORTED_TAG in tags:
-                ids.add(tags[IMPORTED_TAG])
-            elif run.info.status == "FINISHED" and tags.get("config_hash"):
-                hashes.add(tags["config_hash"])
-        token = page.token
-        if not token:
-            return ids, hashes
+    ids, hashes = set(), set()
+    for run in store.runs(experiment):
+        ids.add(run.info.run_id)
+        tags = run.data.tags
+        if IMPORTED_TAG in tags:
+            ids.add(tags[IMPORTED_TAG])
+        elif run.info.status == "FINISHED" and tags.get("config_hash"):
+            hashes.add(tags["config_hash"])
+    return ids, hashes
 
 
-def write_run(client, experiment_id: str, rec: dict) -> str:
-    """Create one FINISHED run from a record line; return its new id."""
-    from mlflow.entities import Metric, Param, RunTag
-
-    from .mlflow_store import _retry_locked
-
+def write_run(tracker, rec: dict) -> str:
+    """Create one FINISHED run from a record line in ``tracker``'s experiment; return its new id."""
     start = int(rec.get("start_time") or 0)
     tags = {**rec.get("tags", {}), IMPORTED_TAG: rec["run_id"]}
-    run = _retry_locked(client.create_run, experiment_id, start_time=start, run_name=rec.get("run_name"))
-    run_id = run.info.run_id
+    run_id = tracker.create_run(rec.get("run_name"), start_time=start, context_tags=False)
     loss = rec.get("loss", [])
     steps = rec.get("loss_steps") or list(range(1, len(loss) + 1))
     last = steps[-1] if steps else 0
-    metrics = [Metric(k, _dec(v), start, last) for k, v in sorted(rec.get("metrics", {}).items())]
-    metrics += [Metric("loss", _dec(v), start + s, s) for s, v in zip(steps, loss)]
-    params = [Param(k, v) for k, v in sorted(rec.get("params", {}).items())]
-    run_tags = [RunTag(k, v) for k, v in sorted(tags.items())]
-    for i in range(0, len(params), 100):
-        _retry_locked(client.log_batch, run_id, params=params[i:i + 100])
-    for i in range(0, len(run_tags), 100):
-        _retry_locked(client.log_batch, run_id, tags=run_tags[i:i + 100])
-    for i in range(0, len(metrics), 1000):
-        _retry_locked(client.log_batch, run_id, metrics=metrics[i:i + 1000])
-    _retry_locked(client.set_terminated, run_id, "FINISHED", end_time=rec.get("end_time") or start)
+    rows = [(last, {k: _dec(v) for k, v in sorted(rec.get("metrics", {}).items())}, start)]
+    rows += [(s, {"loss": _dec(v)}, start + s) for s, v in zip(steps, loss)]
+    tracker.log_run_params(run_id, dict(sorted(rec.get("params", {}).items())))
+    tracker.set_run_tags(run_id, dict(sorted(tags.items())))
+    tracker.log_run_metric_steps(run_id, rows)
+    tracker.terminate_run(run_id, "FINISHED", end_time=rec.get("end_time") or start)
     return run_id
 
 
@@ -353,22 +305,26 @@ def import_record(uri: str | None = None, record_dir: str | Path = RECORD_DIR,
     history, and gets the tag ``imported_from_record=<run id in the record>``.
     """
     from .mlflow_store import ensure_store
+    from .store import RunStore
+    from .tracking import MlflowTracker
 
     uri = ensure_store(uri)
-    client = _client(uri)
+    store = RunStore(uri)
     report = ImportReport()
     for name, path in record_files(record_dir).items():
         if experiments is not None and name not in experiments:
             continue
-        exp_id = _experiment_id(client, uri, name, report)
-        ids, hashes = _present(client, exp_id)
+        if store.experiment_id(name) is None:
+            report.experiments_created.append(name)
+        tracker = MlflowTracker(uri, experiment=name)  # creates the experiment, tagged custom_model_development
+        ids, hashes = _present(store, name)
         for rec in sorted(decode_lines(path.read_bytes()), key=lambda r: (r.get("start_time") or 0, r["run_id"])):
             if rec["run_id"] in ids:
                 report.skipped_id += 1
             elif rec.get("tags", {}).get("config_hash") in hashes:
                 report.skipped_hash += 1
             else:
-                write_run(client, exp_id, rec)
+                write_run(tracker, rec)
                 ids.add(rec["run_id"])
                 report.imported += 1
     return report

@@ -1,14 +1,16 @@
 """Reading an MLflow store: the one :class:`RunStore` every reader of runs goes through.
 
 Writing runs is :mod:`kdkge.tracking`'s; the store's URI, creation and locks are
-:mod:`kdkge.mlflow_store`'s.  A :class:`RunStore` answers:
+:mod:`kdkge.mlflow_store`'s.  This module builds the one ``MlflowClient`` that reads and
+``tracking.py`` the one that writes (``tests/test_one_way_to_mlflow.py``).  A :class:`RunStore` answers:
 
 * :meth:`RunStore.experiment_names`, :meth:`RunStore.experiment_id` — what the store holds;
 * :meth:`RunStore.finished_run` — the FINISHED run of a config hash (skip-finished);
 * :meth:`RunStore.finished_runs` — config hash → newest FINISHED run of an experiment (sweeps);
 * :meth:`RunStore.sweep_runs` — the runs of one sweep launch;
 * :meth:`RunStore.runs` / :meth:`RunStore.newest_run` — runs matching an MLflow filter, newest first;
-* :meth:`RunStore.run`, :meth:`RunStore.metrics`, :meth:`RunStore.download` — one run, its final metrics, an artifact;
+* :meth:`RunStore.run`, :meth:`RunStore.metrics`, :meth:`RunStore.metric_history`, :meth:`RunStore.download` —
+  one run, its final metrics, the history of one metric, an artifact;
 * :meth:`RunStore.frame` — runs as a pandas DataFrame (the layout of ``mlflow.search_runs``).
 
 Nothing here creates a store: a missing SQLite file reads as an empty store.
@@ -118,6 +120,10 @@ class RunStore:
     def metrics(self, run_id: str) -> dict[str, float]:
         """The last value of every metric of run ``run_id``."""
         return dict(self._read(self.client.get_run, run_id).data.metrics)
+
+    def metric_history(self, run_id: str, key: str) -> list:
+        """Every logged value of the metric ``key`` of run ``run_id`` (MLflow ``Metric`` objects)."""
+        return list(self._read(self.client.get_metric_history, str(run_id), key))
 
     # --- frames ---------------------------------------------------------------------------
     def frame(self, experiment: str, filter_string: str = "", **search_kwargs: Any):

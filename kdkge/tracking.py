@@ -235,8 +235,39 @@ class Tracker:
         """End as KILLED the RUNNING runs of ``config_hash`` whose process is gone; their ids."""
         return []
 
+    # --- writing to recorded runs other than the current one (defaults: nothing is recorded) -----
     def set_run_tag(self, run_id: str, key: str, value: str) -> None:
         """Tag the recorded run ``run_id`` (not necessarily the current one), e.g. an Optuna trial's state."""
+
+    def set_run_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        """Tag the recorded run ``run_id`` with every ``key: value`` of ``tags``."""
+
+    def log_run_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        """Log flat ``params`` to the recorded run ``run_id`` (MLflow refuses to change a logged param)."""
+
+    def log_run_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> int:
+        """Add ``metrics`` at ``step`` to the recorded run ``run_id`` (e.g. a backfill); how many were written."""
+        return 0
+
+    def log_run_metric_steps(self, run_id: str, rows: Iterable[tuple]) -> None:
+        """:meth:`log_metric_steps` for the recorded run ``run_id``."""
+
+    def log_run_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        """Store ``text`` as the artifact ``artifact_file`` of the recorded run ``run_id``."""
+
+    def create_run(self, run_name: str | None, tags: Mapping[str, Any] | None = None, *,
+                   start_time: int | None = None, context_tags: bool = True) -> str:
+        """Create a run that is not the current one (a parent run, a run copied from the record); its id.
+
+        ``context_tags``: add MLflow's context tags (user, source, git commit) to ``tags``.
+        """
+        return uuid.uuid4().hex
+
+    def reopen_run(self, run_id: str) -> None:
+        """Mark the recorded run ``run_id`` RUNNING again (a relaunched sweep's parent run)."""
+
+    def terminate_run(self, run_id: str, status: str = "FINISHED", end_time: int | None = None) -> None:
+        """End the recorded run ``run_id`` (not the current one: :meth:`end_run`) with ``status``."""
 
     @contextlib.contextmanager
     def run(self, run_name: str, tags: Mapping[str, Any] | None = None,
@@ -295,16 +326,17 @@ class MlflowTracker(Tracker):
 
     :param tracking_uri: store URI; ``None`` means :func:`default_tracking_uri`.
         Relative SQLite paths are resolved against the launch directory.
-    :param experiment: experiment name, created if missing.
+    :param experiment: experiment name, created if missing; ``None``: no experiment, for writing to
+        recorded runs only (``log_run_metrics``, ``set_run_tag``, ...; :meth:`start_run` refuses).
     """
 
-    def __init__(self, tracking_uri: str | None = None, experiment: str = "kdkge"):
+    def __init__(self, tracking_uri: str | None = None, experiment: str | None = "kdkge"):
         from mlflow.tracking import MlflowClient
 
         self.tracking_uri = ensure_store(tracking_uri)  # also checks an http(s) server
         self.experiment_name = experiment
-        self.client = MlflowClient(self.tracking_uri)
-        self.experiment_id = self._get_or_create_experiment(experiment)
+        self.client = MlflowClient(self.tracking_uri)  # the one MlflowClient that writes (reading: kdkge.store)
+        self.experiment_id = None if experiment is None else self._get_or_create_experiment(experiment)
         self.run_id: str | None = None
         self.store = RunStore(self.tracking_uri)  # what this tracker reads
 
@@ -382,18 +414,9 @@ class MlflowTracker(Tracker):
 
         MLflow's context tags (user, source, git commit) are added to ``tags``.
         """
-        from mlflow.tracking.context.registry import resolve_tags
-
         if self.run_id is not None:
             raise RuntimeError(f"run {self.run_id} is still active: call end_run() first")
-        tag_strs = {
-            _truncate(str(k), _MAX_KEY_LENGTH): _truncate(_param_str(v), _MAX_TAG_VAL_LENGTH)
-            for k, v in (tags or {}).items()
-        }
-        run = self._write(
-            self.client.create_run, self.experiment_id, run_name=run_name, tags=resolve_tags(tag_strs)
-        )
-        self.run_id = run.info.run_id
+        self.run_id = self.create_run(run_name, tags)
         if params:
             self.log_params(params)
         return self.run_id
@@ -416,9 +439,11 @@ class MlflowTracker(Tracker):
             self._write(self.client.log_batch, run_id, metrics=items[i : i + _MAX_METRICS_PER_BATCH])
 
     def log_metric_steps(self, rows: Iterable[tuple]) -> None:  # noqa: D102
+        self.log_run_metric_steps(self._require_run(), rows)
+
+    def log_run_metric_steps(self, run_id: str, rows: Iterable[tuple]) -> None:  # noqa: D102
         from mlflow.entities import Metric
 
-        run_id = self._require_run()
         now = int(time.time() * 1000)
         items = [
             Metric(str(k), float(v), int(row[2]) if len(row) > 2 and row[2] is not None else now, int(row[0]))
@@ -457,8 +482,8 @@ class MlflowTracker(Tracker):
         status = _check_status(status)
         run_id = self._require_run()
         if status != "FINISHED" and error:
-            self._write(self.client.set_tag, run_id, "error", _truncate(str(error), _MAX_TAG_VAL_LENGTH))
-        self._write(self.client.set_terminated, run_id, status)
+            self.set_run_tag(run_id, "error", error)
+        self.terminate_run(run_id, status)
         active = mlflow.active_run()
         if active is not None and active.info.run_id == run_id:
             mlflow.end_run(status)
@@ -490,8 +515,8 @@ class MlflowTracker(Tracker):
             if alive:
                 continue
             message = f"process {pid} on {tags['host']} died before the run ended; closed by a later launch"
-            self._write(self.client.set_tag, run.info.run_id, "error", message)
-            self._write(self.client.set_terminated, run.info.run_id, "KILLED")
+            self.set_run_tag(run.info.run_id, "error", message)
+            self.terminate_run(run.info.run_id, "KILLED")
             closed.append(run.info.run_id)
         return closed
 
@@ -505,21 +530,49 @@ class MlflowTracker(Tracker):
     def set_run_tag(self, run_id: str, key: str, value: str) -> None:  # noqa: D102
         self._write(self.client.set_tag, run_id, key, _truncate(str(value), _MAX_TAG_VAL_LENGTH))
 
+    def set_run_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:  # noqa: D102
+        from mlflow.entities import RunTag
+
+        items = [RunTag(_truncate(str(k), _MAX_KEY_LENGTH), _truncate(str(v), _MAX_TAG_VAL_LENGTH)) for k, v in tags.items()]
+        for i in range(0, len(items), _MAX_PARAMS_TAGS_PER_BATCH):
+            self._write(self.client.log_batch, run_id, tags=items[i : i + _MAX_PARAMS_TAGS_PER_BATCH])
+
+    def log_run_params(self, run_id: str, params: Mapping[str, Any]) -> None:  # noqa: D102
+        from mlflow.entities import Param
+
+        items = [Param(_truncate(str(k), _MAX_KEY_LENGTH), _truncate(str(v), _MAX_PARAM_VAL_LENGTH)) for k, v in params.items()]
+        for i in range(0, len(items), _MAX_PARAMS_TAGS_PER_BATCH):
+            self._write(self.client.log_batch, run_id, params=items[i : i + _MAX_PARAMS_TAGS_PER_BATCH])
+
+    def log_run_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> int:  # noqa: D102
+        self.log_run_metric_steps(str(run_id), [(step, metrics)])
+        return len(metrics)
+
+    def log_run_text(self, run_id: str, text: str, artifact_file: str) -> None:  # noqa: D102
+        self._artifact(self.client.log_text, run_id, text, artifact_file)
+
+    def create_run(self, run_name: str | None, tags: Mapping[str, Any] | None = None, *,
+                   start_time: int | None = None, context_tags: bool = True) -> str:  # noqa: D102
+        from mlflow.tracking.context.registry import resolve_tags
+
+        if self.experiment_id is None:
+            raise RuntimeError("this tracker has no experiment: MlflowTracker(uri, experiment=<name>) creates runs")
+        tag_strs = {_truncate(str(k), _MAX_KEY_LENGTH): _truncate(_param_str(v), _MAX_TAG_VAL_LENGTH)
+                    for k, v in (tags or {}).items()}
+        if context_tags:
+            tag_strs = resolve_tags(tag_strs)
+        run = self._write(self.client.create_run, self.experiment_id, start_time=start_time, run_name=run_name,
+                          tags=tag_strs or None)
+        return run.info.run_id
+
+    def reopen_run(self, run_id: str) -> None:  # noqa: D102
+        self._write(self.client.update_run, run_id, status="RUNNING")
+
+    def terminate_run(self, run_id: str, status: str = "FINISHED", end_time: int | None = None) -> None:  # noqa: D102
+        self._write(self.client.set_terminated, run_id, _check_status(status), end_time=end_time)
+
 
 def log_metrics_to_run(uri: str | None, run_id: str, metrics: Mapping[str, float], step: int = 0) -> int:
     """Add ``metrics`` at ``step`` to the recorded run ``run_id`` of the store ``uri`` (e.g. ``eval.py log=true``
     on a finished run); returns how many were written.  On SQLite retried while the store is locked."""
-    from mlflow.entities import Metric
-    from mlflow.tracking import MlflowClient
-
-    uri = resolve_tracking_uri(uri)
-    client = MlflowClient(uri)
-    now = int(time.time() * 1000)
-    items = [Metric(str(k), float(v), now, step) for k, v in metrics.items()]
-    for i in range(0, len(items), _MAX_METRICS_PER_BATCH):
-        batch = items[i : i + _MAX_METRICS_PER_BATCH]
-        if _is_sqlite(uri):
-            _retry_locked(client.log_batch, str(run_id), metrics=batch, store=str(_sqlite_path(uri)))
-        else:
-            client.log_batch(str(run_id), metrics=batch)
-    return len(items)
+    return MlflowTracker(uri, experiment=None).log_run_metrics(run_id, metrics, step)

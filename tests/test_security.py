@@ -70,15 +70,16 @@ def test_a_hostile_training_state_is_refused_before_training(tmp_path):
 def test_a_downloaded_hostile_checkpoint_is_refused_by_the_calibration_backfill(tmp_path):
     marker = tmp_path / "ran"
 
-    class Client:  # what MlflowClient.download_artifacts does: write the artifact into dst, return its path
-        def download_artifacts(self, run_id, path, dst):
-            return str(hostile_pt(Path(dst) / "model.pt", marker, format=1))
+    class Store:  # what RunStore.download does: write the artifact into the folder, return its path
+        def download(self, run_id, path, folder):
+            return str(hostile_pt(Path(folder) / "model.pt", marker, format=1))
 
-        def log_metric(self, *args, **kwargs):  # pragma: no cover - never reached
+    class Tracker:
+        def log_run_metrics(self, *args, **kwargs):  # pragma: no cover - never reached
             raise AssertionError("nothing may be logged")
 
     with pytest.raises(UnsafeFileError, match=r"refused to load the checkpoint .*model.pt: its pickle calls the Python object posix.system"):
-        calibration_report.backfill("sqlite:///unused.db", "run", Client())
+        calibration_report.backfill(Store(), Tracker(), "run")
     assert not marker.exists()
 
 

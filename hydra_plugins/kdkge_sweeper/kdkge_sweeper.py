@@ -36,11 +36,11 @@ from hydra.errors import CompactHydraException
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf
 
+from kdkge.store import RunStore
 from kdkge.sweeps import (SWEEP_GROUP, SWEEP_ID_KEY, LaunchUnit, Planner, PlannedRun, expand, key_of, launch_units,
                           one_line, plan_runs, sweep_id_of)
 
 from . import reporting
-from .store import finished_runs, store_exists
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ class KdkgeSweeper(Sweeper):
                     from kdkge.tracking import ensure_store
 
                     ensure_store(key[0])
-                done[key] = finished_runs(*key) if store_exists(key[0]) else {}
+                done[key] = RunStore(key[0]).finished_runs(key[1])  # {} for a store not created yet
             except Exception as exc:
                 if not self.dry_run:
                     raise SweepError(f"error: MLflow store {key[0]}: {one_line(exc)}") from exc

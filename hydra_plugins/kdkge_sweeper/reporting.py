@@ -17,9 +17,8 @@ from typing import Any
 
 from hydra.core.utils import JobStatus
 
+from kdkge.store import RunStore
 from kdkge.sweeps import PARENT_KEY, STACK_KEY, SWEEP_ID_KEY, key_of, one_line
-
-from .store import sweep_runs
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +132,7 @@ def summarise(skip_finished: bool, runs, units, sweep_id, started_ms, interrupte
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for key in sorted({r.tracking for r in runs if r.tracking}):
         try:
-            found[key] = sweep_runs(key[0], key[1], sweep_id, started_ms)
+            found[key] = RunStore(key[0]).sweep_runs(key[1], sweep_id, started_ms)
         except Exception as exc:  # the summary must not hide the sweep's own outcome
             log.warning("could not read MLflow for the summary: %s", exc)
             found[key] = {}

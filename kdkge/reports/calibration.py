@@ -29,22 +29,22 @@ SPLITS = ("valid", "test")
 ORDER = {(kind, "" if alpha is None else f"{alpha:g}"): i for i, (kind, alpha) in enumerate(CALIBRATIONS)}
 
 
-def backfill(uri: str, run_id: str, client) -> dict[str, float]:
-    """Compute and log the calibration metrics of a run from its checkpoint artifact."""
+def backfill(store, tracker, run_id: str) -> dict[str, float]:
+    """Compute the calibration metrics of a run from its checkpoint artifact (read from ``store``, a
+    :class:`~kdkge.store.RunStore`) and log them to it (through ``tracker``, a :class:`~kdkge.tracking.Tracker`)."""
     from ..calibration_metrics import calibration_metrics
     from ..checkpoints import load_checkpoint
     from ..experiment import evaluation_tasks, prepare_data
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = client.download_artifacts(run_id, "checkpoint/model.pt", tmp)
+        path = store.download(run_id, "checkpoint/model.pt", tmp)
         trained = load_checkpoint(path)
     kg = prepare_data(trained.spec)
     metrics = {}
     for split, task in evaluation_tasks(kg, SPLITS).items():
         [result] = calibration_metrics(trained.model, task)
         metrics.update({f"{split}_{key}": result[key] for key in KEYS})
-    for key, value in metrics.items():
-        client.log_metric(run_id, key, value, step=int(trained.spec.epochs))
+    tracker.log_run_metrics(run_id, metrics, step=int(trained.spec.epochs))
     return metrics
 
 
@@ -72,7 +72,7 @@ def collect(uri: str | None, experiments: Sequence[str], do_backfill: bool = Tru
     runs = runs[(runs["noise"].abs() < 1e-9) & (runs["seed"] == 1)]
     settings = _settings(runs)
     runs, settings = runs[settings.isin(list(ORDER))], settings[settings.isin(list(ORDER))]
-    client = None
+    store = tracker = None
     rows = []
     for idx, run in runs.iterrows():
         cols = [f"{s}_{k}" for s in SPLITS for k in KEYS]
@@ -80,11 +80,12 @@ def collect(uri: str | None, experiments: Sequence[str], do_backfill: bool = Tru
         if any(v is None or v != v for v in values.values()):
             if not do_backfill or record is not None:
                 continue
-            if client is None:
-                from mlflow.tracking import MlflowClient
+            if tracker is None:
+                from ..store import RunStore
+                from ..tracking import MlflowTracker
 
-                client = MlflowClient(uri)
-            values = backfill(uri, run["store_run_id"], client)
+                store, tracker = RunStore(uri), MlflowTracker(uri, experiment=None)
+            values = backfill(store, tracker, run["store_run_id"])
         calibration, alpha = settings[idx]
         rows.append({"protocol": run["protocol"], "loss": run["loss"], "dataset": run["dataset"], "model": run["model"],
                      "dim": int(run["dim"]), "calibration": calibration, "alpha": alpha, "test_mrr": run["test_mrr"],

@@ -20,9 +20,9 @@ def test_report_backfills_and_tabulates(tmp_path):
                               "progress=false", f"calibration={calibration}"], cwd=ROOT, env=env,
                              capture_output=True, text=True, timeout=300)
         assert out.returncode == 0, out.stderr
-    from mlflow.tracking import MlflowClient
+    from kdkge.store import RunStore
+    from kdkge.tracking import MlflowTracker
 
-    client = MlflowClient(uri)
     runs = find_runs(uri, "kdkge-nations")
     old = runs.iloc[0]
     report = tmp_path / "calibration.md"
@@ -32,5 +32,5 @@ def test_report_backfills_and_tabulates(tmp_path):
     from kdkge.reports.calibration import backfill
 
     # a backfill (what runs logged before the calibration metrics get) recomputes the logged values
-    recomputed = backfill(uri, old["run_id"], client)
+    recomputed = backfill(RunStore(uri), MlflowTracker(uri, experiment=None), old["run_id"])
     assert abs(recomputed["test_ece"] - old["metrics.test_ece"]) < 1e-9
