@@ -7,7 +7,7 @@
 #   SWEEP        sweep file name under sweeps/ for `make sweep` (table2 ... table6, paper)
 #   DRY          `make sweep ... DRY=1` lists the runs and their count, trains nothing
 #   JOBS         `make sweep ... JOBS=2` runs 2 jobs at a time (hydra/launcher=joblib)
-#   SPACE        Optuna search space for `make search` (sweeps/search_<SPACE>.yaml)
+#   SPACE        Optuna search space for `make search` (searches/<SPACE>.yaml)
 #   TRIALS       number of trials `make search` adds to the study (default: 20)
 #   PORT         port for `make ui`                          (default: 5000)
 #   MLFLOW_TRACKING_URI  the store `make ui` serves (default: sqlite:///mlflow.db; an http(s) server has its own UI)
@@ -82,12 +82,12 @@ test: install browser ## Run all tests (incl. the browser test); extra pytest ar
 # Finished runs are skipped, so re-running an interrupted sweep finishes what is missing.
 sweep: install ## Run a table's sweep: make sweep SWEEP=table4 [DRY=1] [JOBS=2] [ARGS="epochs=10"]
 	@if [ -z "$(SWEEP)" ] || [ ! -f sweeps/$(SWEEP).yaml ]; then \
-		echo "error: set SWEEP=<name> of a sweep file: $$(cd sweeps && ls *.yaml | grep -v '^search_' | sed 's/\.yaml$$//' | tr '\n' ' ')"; exit 2; fi
+		echo "error: set SWEEP=<name> of a sweep file: $$(cd sweeps && ls *.yaml | sed 's/\.yaml$$//' | tr '\n' ' ')"; exit 2; fi
 	$(PY) train.py -m +sweep=$(SWEEP) $(if $(DRY),hydra.sweeper.dry_run=true) \
 		$(if $(JOBS),hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS)) $(ARGS)
 
 search: install ## Optuna search (valid MRR): make search SPACE=umls_kd_distmult TRIALS=20 (resumes the study)
-	$(PY) -m kdkge.search --space sweeps/search_$(SPACE).yaml --trials $(TRIALS) $(ARGS)
+	$(PY) -m kdkge.search --space searches/$(SPACE).yaml --trials $(TRIALS) $(ARGS)
 
 # make tables reads the MLflow store, or the committed run record results/runs/ when the store has no
 # kdkge runs (or with ARGS=--from-record). Besides Tables 2-6 and REPRODUCTION.md it writes the

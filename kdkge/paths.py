@@ -20,6 +20,8 @@ RESULTS_DIR = REPO_ROOT / "results"
 RECORD_DIR = RESULTS_DIR / "runs"
 #: The named sweep files (``sweeps/<name>.yaml``).
 SWEEPS_DIR = REPO_ROOT / "sweeps"
+#: The Optuna search spaces (``searches/<name>.yaml``, :mod:`kdkge.search`).
+SEARCHES_DIR = REPO_ROOT / "searches"
 #: Local caches that are never committed (dataset digests, claims).
 CACHE_DIR = REPO_ROOT / ".cache"
 #: The paper's Tables 1-6 as data, shipped inside the package.

@@ -1,11 +1,11 @@
 """Hyperparameter search beyond the grid: Optuna, maximising validation MRR (never test).
 
-    python -m kdkge.search --space sweeps/search_umls_kd_distmult.yaml --trials 20
+    python -m kdkge.search --space searches/umls_kd_distmult.yaml --trials 20   # or --space umls_kd_distmult
     make search SPACE=umls_kd_distmult TRIALS=20
 
-A search space file (``sweeps/search_<name>.yaml``) names the study, its storage, fixed
-``train.py`` overrides and the searched parameters (embedding size as a square k², lr, batch
-size, calibration and its α, ...).  Each trial composes ``conf/train.yaml`` with Hydra's compose
+A search space file (``searches/<name>.yaml``, apart from the grid sweeps in ``sweeps/``) names
+the study, its storage, fixed ``train.py`` overrides and the searched parameters (embedding size
+as a square k², lr, batch size, calibration and its α, ...).  Each trial composes ``conf/train.yaml`` with Hydra's compose
 API and trains through :func:`kdkge.app.train`, so it is an ordinary MLflow run (tags
 ``optuna_study``, ``optuna_trial``; a configuration that MLflow already holds as FINISHED is
 reused, not retrained).  The objective is the space's ``metric`` — a validation metric; test
@@ -44,7 +44,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from .config import CONF_DIR
-from .paths import REPO_ROOT, experiment_name
+from .paths import REPO_ROOT, SEARCHES_DIR, experiment_name
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
 
@@ -62,9 +62,20 @@ def resolve_storage(url: str) -> str:
     return url
 
 
+def space_path(space: str | Path) -> Path:
+    """The file of ``space``: a path, or a bare name ``<name>`` for ``searches/<name>.yaml``."""
+    path = Path(space)
+    if path.suffix not in (".yaml", ".yml") and len(path.parts) == 1:
+        return SEARCHES_DIR / f"{path}.yaml"
+    if not path.is_file() and path.parent.name == "sweeps" and path.name.startswith("search_"):
+        raise SearchSpaceError(f"search spaces live in {SEARCHES_DIR.name}/ now, without the search_ prefix: "
+                               f"--space {SEARCHES_DIR.name}/{path.name.removeprefix('search_')}")
+    return path
+
+
 def load_space(path: str | Path) -> dict:
-    """The search space file as a plain dict, checked."""
-    path = Path(path)
+    """The search space file (a path, or a name in ``searches/``) as a plain dict, checked."""
+    path = space_path(path)
     if not path.is_file():
         raise SearchSpaceError(f"search space file {path} does not exist")
     space = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
@@ -333,7 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Optuna search maximising validation MRR; every trial is an MLflow run (kdkge.app.train). "
                     "Re-running resumes the study.",
     )
-    parser.add_argument("--space", required=True, help="search space file, e.g. sweeps/search_umls_kd_distmult.yaml")
+    parser.add_argument("--space", required=True, help="search space file, e.g. searches/umls_kd_distmult.yaml, or its name umls_kd_distmult")
     parser.add_argument("--trials", type=int, default=20, help="trials to add to the study (default: 20)")
     parser.add_argument("--storage", default=None, help="Optuna storage URL (default: the file's, else sqlite:///optuna.db)")
     parser.add_argument("--timeout", type=float, default=None, help="stop starting trials after this many seconds")

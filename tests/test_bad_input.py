@@ -308,8 +308,16 @@ def test_an_unwritable_training_state_folder_fails_before_training(hydra_conf, s
     ],
 )
 def test_search_rejects_bad_counts(args, message, capsys):
-    assert search.main(["--space", str(ROOT / "sweeps" / "search_umls_kd_distmult.yaml"), *args]) == 2
+    assert search.main(["--space", str(ROOT / "searches" / "umls_kd_distmult.yaml"), *args]) == 2
     assert message in one_line(capsys.readouterr().err)
+
+
+def test_search_spaces_live_in_searches(capsys):
+    assert search.load_space("umls_kd_distmult") == search.load_space(ROOT / "searches" / "umls_kd_distmult.yaml")
+    assert not list((ROOT / "sweeps").glob("search_*.yaml")), "search spaces belong in searches/"
+    assert search.main(["--space", "sweeps/search_umls_kd_distmult.yaml", "--trials", "1"]) == 2  # the old place
+    assert "error: search spaces live in searches/ now, without the search_ prefix: --space searches/umls_kd_distmult.yaml" \
+        == one_line(capsys.readouterr().err)
 
 
 # --------------------------------------------------------------------------- #

@@ -24,8 +24,8 @@ from kdkge.sweeps import SWEEP_GROUP
 class SweepsConfigSource(ConfigSource):
     """Hydra config source ``kdkge-sweeps://<folder>``: ``<folder>/*.yaml`` as options of group ``sweep``.
 
-    A relative folder is taken relative to the repository root.  ``search_*.yaml`` files (Optuna
-    search spaces, read by :mod:`kdkge.search`) are not sweep options.
+    A relative folder is taken relative to the repository root.  Every file there is a sweep (the
+    Optuna search spaces of :mod:`kdkge.search` live apart, in ``searches/``).
     """
 
     def __init__(self, provider: str, path: str) -> None:
@@ -41,7 +41,7 @@ class SweepsConfigSource(ConfigSource):
 
     def _file(self, config_path: str) -> Path | None:
         parts = config_path.strip("/").split("/")
-        if len(parts) != 2 or parts[0] != SWEEP_GROUP or parts[1].startswith("search_"):
+        if len(parts) != 2 or parts[0] != SWEEP_GROUP:
             return None
         name = parts[1] if parts[1].endswith(".yaml") else parts[1] + ".yaml"
         return self.folder / name
@@ -63,7 +63,7 @@ class SweepsConfigSource(ConfigSource):
         if where == "" and results_filter in (None, ObjectType.GROUP):
             return [SWEEP_GROUP]
         if where == SWEEP_GROUP and results_filter in (None, ObjectType.CONFIG):
-            return sorted(p.stem for p in self.folder.glob("*.yaml") if not p.name.startswith("search_"))
+            return sorted(p.stem for p in self.folder.glob("*.yaml"))
         return []
 
     def load_config(self, config_path: str) -> ConfigResult:
