@@ -50,7 +50,7 @@ from .experiment import RunSpec, run
 from .identity import config_hash, run_name, run_tags, stack_conflict
 from .provenance import hydra_overrides
 from .recording import RunRecorder, finished_metrics, make_tracker, results_table, store_key, ui_hint
-from .sweeps import STACK_KEY, drop_hydra, key_of
+from .sweeps import MEMBERS_KEY, drop_hydra, key_of
 from .tracking import MlflowTracker, Tracker, TrackingError
 from .tracking import config_hash as _hash_params
 from .training import NonFiniteLoss
@@ -248,8 +248,8 @@ def _train_members(members: list[_Member]) -> list[dict[str, float]]:
     stack_tags = {"stack_size": str(k), "stack_id": _hash_params({"members": sorted(m.digest for m in members)})[:12]} if k > 1 else {}
     single = dict(patience=int(cfg.patience), checkpoint=state_path, checkpoint_every=int(cfg.checkpoint_every),
                   resume=bool(cfg.resume)) if k == 1 else {}
-    with contextlib.ExitStack() as stack:
-        recorders = [RunRecorder(m.cfg, m.spec, m.name, m.tracker, _member_tags(m, stack_tags, resumed_from), m.on_eval).open(stack)
+    with contextlib.ExitStack() as exits:  # leaving it ends every member's MLflow run
+        recorders = [RunRecorder(m.cfg, m.spec, m.name, m.tracker, _member_tags(m, stack_tags, resumed_from), m.on_eval).open(exits)
                      for m in members]
         try:
             started = time.perf_counter()
@@ -312,8 +312,8 @@ def member_overrides_of_stacked_job() -> tuple[list[str], list[list[str]]]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     hc = HydraConfig.get()
-    common = [o for o in hc.overrides.task if key_of(o) != STACK_KEY]
-    parsed = OverridesParser.create().parse_overrides([o for o in hc.overrides.task if key_of(o) == STACK_KEY])
+    common = [o for o in hc.overrides.task if key_of(o) != MEMBERS_KEY]
+    parsed = OverridesParser.create().parse_overrides([o for o in hc.overrides.task if key_of(o) == MEMBERS_KEY])
     members = [list(m) for m in parsed[0].value()] if parsed else []
     return common, [common + m for m in members]
 
@@ -457,7 +457,7 @@ def main(cfg: DictConfig) -> float | list[float | None] | None:
     """
     interrupts.terminate_like_ctrl_c()
     try:
-        if cfg.get(STACK_KEY):  # a job of the kdkge sweeper that trains several configurations stacked
+        if cfg.get(MEMBERS_KEY):  # a job of the kdkge sweeper that trains several configurations stacked
             return run_stacked_job(cfg)
         sweep = _chosen_sweep()
         if sweep and not _multirun():

@@ -177,11 +177,11 @@ class RunRecorder:
         self.tmp: Path | None = None
         self.log: MetricLog | None = None
 
-    def open(self, stack: contextlib.ExitStack) -> "RunRecorder":
+    def open(self, exits: contextlib.ExitStack) -> "RunRecorder":
         """Start the MLflow run (tags, params), log ``config.yaml`` and the dataset, start the metric log."""
         cfg, tracker = self.cfg, self.tracker
-        self.run_id = stack.enter_context(tracker.run(self.name, tags=self.tags, params=OmegaConf.to_container(cfg, resolve=True)))
-        self.tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kdkge-")))
+        self.run_id = exits.enter_context(tracker.run(self.name, tags=self.tags, params=OmegaConf.to_container(cfg, resolve=True)))
+        self.tmp = Path(exits.enter_context(tempfile.TemporaryDirectory(prefix="kdkge-")))
         config_file = self.tmp / "config.yaml"
         config_file.write_text(OmegaConf.to_yaml(cfg, resolve=True))
         tracker.log_artifact(config_file)

@@ -87,9 +87,9 @@ def check_resources(specs: list[RunSpec], kg: KnowledgeGraph, device: torch.devi
     need = memory_estimate(specs, kg, eval_batch_size)
     free, source = available
     if need["total"] > free:
-        stack = f" × {len(specs)} stacked" if len(specs) > 1 else ""
+        stacked = f" × {len(specs)} stacked" if len(specs) > 1 else ""
         raise ValueError(
-            f"model={base.model} dim={base.dim} on {kg.name} ({kg.num_entities:,} entities, batch_size={base.batch_size}{stack}) "
+            f"model={base.model} dim={base.dim} on {kg.name} ({kg.num_entities:,} entities, batch_size={base.batch_size}{stacked}) "
             f"needs about {_gb(need['total'])} ({need['parameters']:,} parameters with gradients and Adam moments: "
             f"{_gb(need['model'])}; score matrices: {_gb(max(need['training'], need['evaluation']))}) but "
             f"{_gb(free)} are available ({source}): lower dim or batch_size (KDKGE_MEMORY_CHECK=0 skips this check)"

@@ -19,7 +19,7 @@ parent runs, summary) and the config source of the sweep files live in
   digits a hash of the config hashes of all its runs — stable across relaunches.
 * **Launch units** (:func:`launch_units`): runs that share :func:`kdkge.identity.stack_key` (e.g.
   Table 3's five calibrations at one size) are launched as one job whose ``stack`` key lists the
-  members (:func:`stack_override`); :func:`kdkge.app.run_stacked_job` trains them as one batched
+  members (:func:`members_override`); :func:`kdkge.app.run_stacked_job` trains them as one batched
   model, each configuration still its own MLflow run.
 """
 
@@ -77,7 +77,9 @@ SWEEP_GROUP = "sweep"
 
 #: Config keys the sweeper sets on every job (so a user's value is respected).
 SWEEP_ID_KEY = "sweep_id"
-STACK_KEY = "stack"
+#: The config key ``stack`` of a stacked job: the member runs' overrides (the key keeps its name;
+#: in Python it is :data:`MEMBERS_KEY`, apart from :func:`kdkge.identity.stack_key`, which groups runs).
+MEMBERS_KEY = "stack"
 PARENT_KEY = "parent_run"  # MLflow run id of the sweep's parent run in the job's experiment (kdkge.parent_runs)
 
 
@@ -266,11 +268,11 @@ def sweep_id_of(name: str, runs: Sequence[PlannedRun]) -> str:
 _UNSAFE = ("'", '"', "\\", "$")
 
 
-def stack_override(member_overrides: Sequence[Sequence[str]]) -> str | None:
+def members_override(member_overrides: Sequence[Sequence[str]]) -> str | None:
     """``stack=[['calibration=none'],['calibration=ls_0.1']]``, or None if an override cannot be quoted."""
     if any(ch in o for member in member_overrides for o in member for ch in _UNSAFE):
         return None
-    return f"{STACK_KEY}=[" + ",".join("[" + ",".join(f"'{o}'" for o in m) + "]" for m in member_overrides) + "]"
+    return f"{MEMBERS_KEY}=[" + ",".join("[" + ",".join(f"'{o}'" for o in m) + "]" for m in member_overrides) + "]"
 
 
 
@@ -283,21 +285,22 @@ class LaunchUnit:
     result: Any = None  # the launcher's hydra.core.utils.JobReturn, once launched
 
 
-def launch_units(pending: Sequence[PlannedRun], extra: Sequence[str], stack: bool = True) -> list[LaunchUnit]:
-    """The jobs that train ``pending``: runs of one stack key in one stacked job (``stack``), else one job each.
+def launch_units(pending: Sequence[PlannedRun], extra: Sequence[str], stacking: bool = True) -> list[LaunchUnit]:
+    """The jobs that train ``pending``: runs of one stack key in one stacked job (``stacking``, the sweeper's
+    ``hydra.sweeper.stack``), else one job each.
 
     ``extra`` (e.g. the sweep id) is added to every job's overrides.
     """
     groups: "OrderedDict[Any, list[PlannedRun]]" = OrderedDict()
     for r in pending:
-        key = r.stack_key if stack else ("single", r.index)
+        key = r.stack_key if stacking else ("single", r.index)
         groups.setdefault(key, []).append(r)
     units: list[LaunchUnit] = []
     for members in groups.values():
         if len(members) > 1:
             common = [o for o in members[0].overrides if all(o in m.overrides for m in members)]
             specific = [[o for o in m.overrides if o not in common] for m in members]
-            override = stack_override(specific)
+            override = members_override(specific)
             if override is not None:
                 units.append(LaunchUnit([*common, *extra, override], [m.index for m in members]))
                 continue

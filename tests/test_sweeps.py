@@ -153,11 +153,11 @@ def test_table3_stacks_its_calibrations(hydra_conf):
     runs = _planned("table3")
     keys = {r.stack_key for r in runs}
     assert len(keys) == 6  # one stacked job per model and dataset
-    units = sweeps.launch_units(runs, ["sweep_id=x"], stack=True)
+    units = sweeps.launch_units(runs, ["sweep_id=x"], stacking=True)
     assert [len(u.members) for u in units] == [5] * 6
     member = [o for o in units[0].overrides if o.startswith("stack=")][0]
     assert member.startswith("stack=[['calibration=none'],['calibration=ls_0.1']")
-    assert len(sweeps.launch_units(runs, [], stack=False)) == 30
+    assert len(sweeps.launch_units(runs, [], stacking=False)) == 30
 
 
 def test_dim_range_dry_run_lists_100_runs(tmp_path):

@@ -106,7 +106,7 @@ class KdkgeSweeper(Sweeper):
         self.params = dict(params) if params else {}
         self.grids = [dict(g) for g in grids] if grids else []
         self.hydra_context = self.config = self.launcher = None
-        self.dry_run, self.stack, self.skip_finished = bool(dry_run), bool(stack), bool(skip_finished)
+        self.dry_run, self.stacking, self.skip_finished = bool(dry_run), bool(stack), bool(skip_finished)
         self.launcher_missing: str | None = None
 
     def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
@@ -142,7 +142,7 @@ class KdkgeSweeper(Sweeper):
         return "remote"
 
     def _units(self, pending: list[PlannedRun], extra: list[str]) -> list[LaunchUnit]:
-        return launch_units(pending, extra, self.stack)
+        return launch_units(pending, extra, self.stacking)
 
     # -- the sweep --------------------------------------------------------- #
 

@@ -18,7 +18,7 @@ from typing import Any
 from hydra.core.utils import JobStatus
 
 from kdkge.store import RunStore
-from kdkge.sweeps import PARENT_KEY, STACK_KEY, SWEEP_ID_KEY, key_of, one_line
+from kdkge.sweeps import MEMBERS_KEY, PARENT_KEY, SWEEP_ID_KEY, key_of, one_line
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def open_parents(skip_finished: bool, name, sweep_id, runs, units, arguments, ki
 
     parents: dict[tuple[str, str], Any] = {}
     keys = sorted({r.tracking for r in runs if r.tracking and not r.error and r.status != "duplicate"})
-    params = swept_params((r.overrides for r in runs if r.tracking), skip=(SWEEP_ID_KEY, PARENT_KEY, STACK_KEY))
+    params = swept_params((r.overrides for r in runs if r.tracking), skip=(SWEEP_ID_KEY, PARENT_KEY, MEMBERS_KEY))
     member_unit = {i: n for n, u in enumerate(units) for i in u.members}
     plan = [{"index": r.index, "name": r.name, "overrides": r.overrides, "config_hash": r.digest,
              "state": ("invalid: " + r.error) if r.error else f"duplicate of #{r.duplicate_of}" if r.status == "duplicate"
@@ -79,7 +79,7 @@ def close_parents(parents, runs, summary, status) -> None:
         return
     entries = {e["index"]: e for e in summary["runs"]}
     columns = varying_keys([r.overrides for r in runs if r.status != "duplicate"],
-                           skip=(SWEEP_ID_KEY, PARENT_KEY, STACK_KEY))
+                           skip=(SWEEP_ID_KEY, PARENT_KEY, MEMBERS_KEY))
     for key, parent in parents.items():
         try:
             mine = [entries[r.index] for r in runs if r.tracking == key and r.status != "duplicate"]
