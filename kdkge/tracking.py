@@ -10,6 +10,11 @@ base class has the whole interface (callers never probe for methods):
   and start the next (a Hydra multirun in one process, a failed job followed
   by the next one).
 
+Besides the current run, a tracker writes to runs other than the current one (``create_run``,
+``set_run_tags``, ``log_run_metrics``, ``terminate_run``, ...: parent runs, backfilled metrics, runs
+imported from the record); ``MlflowTracker(uri, experiment=None)`` does only that.  This module builds
+the one ``MlflowClient`` that writes (``tests/test_one_way_to_mlflow.py``).
+
 Reading runs is :mod:`kdkge.store` (:class:`~kdkge.store.RunStore`); the store's URI,
 creation, locks and errors are :mod:`kdkge.mlflow_store` (re-exported here for the
 callers that import them from this module).
