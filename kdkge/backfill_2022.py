@@ -1,9 +1,10 @@
-"""Backfill the 2022 test split's row-group metrics (:mod:`kdkge.split_2022`) into finished runs.
+"""Backfill the 2022 test split's row-group metrics and the NaN rows' lottery into finished runs.
 
 ``python -m kdkge.backfill_2022`` logs ``paper_test_{true,inverse,nan}_*`` and
-``paper_test_nan_chance_mrr`` into every FINISHED ``paper_code`` run that lacks them, computed from
-the run's checkpoint artifact (as ``make calibration`` backfills calibration metrics).  Runs
-trained since these metrics exist log them themselves.
+``paper_test_nan_chance_mrr`` (:mod:`kdkge.split_2022`; runs trained since these metrics exist log
+them themselves) and ``paper_test_nan_lottery_*`` (:mod:`kdkge.lottery_2022`, only logged here) into
+every FINISHED ``paper_code`` run that lacks them, computed from the run's checkpoint artifact (as
+``make calibration`` backfills calibration metrics).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .checkpoints import load_checkpoint
 from .experiment import prepare_data
 from .mlflow_store import resolve_tracking_uri
 from .paths import experiment_name
+from .lottery_2022 import nan_lottery
 from .split_2022 import GROUPS, breakdown
 from .store import RunStore
 
@@ -34,7 +36,9 @@ def backfill(uri: str | None, experiments: list[str], force: bool = False) -> in
             continue
         runs = runs[(runs["status"] == "FINISHED") & (runs["tags.protocol"] == "paper_code")]
         for _, run in runs.iterrows():
-            if not force and not math.isnan(run.get("metrics.paper_test_true_mrr", float("nan"))):
+            groups = force or math.isnan(run.get("metrics.paper_test_true_mrr", float("nan")))
+            lottery = force or math.isnan(run.get("metrics.paper_test_nan_lottery_mrr_mean", float("nan")))
+            if not (groups or lottery):
                 continue
             try:
                 with tempfile.TemporaryDirectory() as tmp:
@@ -42,13 +46,20 @@ def backfill(uri: str | None, experiments: list[str], force: bool = False) -> in
             except Exception as error:  # noqa: BLE001 — a run without its checkpoint is reported, not fatal
                 print(f"skip {run['run_id'][:8]}: no checkpoint ({type(error).__name__})", file=sys.stderr)
                 continue
-            metrics = breakdown(trained.model, prepare_data(trained.spec))
+            kg = prepare_data(trained.spec)
+            metrics = breakdown(trained.model, kg) if groups else {}
+            if lottery:
+                [drawn] = nan_lottery(trained.model, kg)
+                metrics.update(drawn)
             tracker = tracker or MlflowTracker(uri, experiment=None)
             tracker.log_run_metrics(run["run_id"], metrics, step=int(trained.spec.epochs))
             done += 1
             print(f"{name} {run['run_id'][:8]} {run.get('tags.model')} d={run.get('tags.dim')} seed={run.get('tags.seed')}: "
-                  + " ".join(f"{g}={metrics[f'paper_test_{g}_mrr']:.3f}" for g in GROUPS)
-                  + f" nan-chance={metrics['paper_test_nan_chance_mrr']:.3f}")
+                  + " ".join(f"{g}={metrics[f'paper_test_{g}_mrr']:.3f}" for g in GROUPS if groups)
+                  + (f" nan-chance={metrics['paper_test_nan_chance_mrr']:.3f}" if groups else "")
+                  + (f" nan-lottery q05/q50/q95={metrics['paper_test_nan_lottery_mrr_q05']:.3f}/"
+                     f"{metrics['paper_test_nan_lottery_mrr_q50']:.3f}/{metrics['paper_test_nan_lottery_mrr_q95']:.3f}"
+                     if lottery else ""))
     return done
 
 
@@ -59,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="recompute runs that already have the metrics")
     args = parser.parse_args(argv)
     done = backfill(args.tracking_uri, args.experiments, args.force)
-    print(f"logged the 2022 row-group metrics into {done} run(s)")
+    print(f"logged the 2022 row-group and NaN-lottery metrics into {done} run(s)")
     return 0
 
 

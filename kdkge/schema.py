@@ -44,6 +44,12 @@ RUN_TAGS = {
 PAPER_TEST_GROUPS = ("true", "inverse", "nan")
 PAPER_TEST_GROUP_METRICS = tuple(f"paper_test_{g}_{m}" for g in PAPER_TEST_GROUPS for m in ("mrr", "hits_1", "hits_3", "hits_10")) \
     + ("paper_test_nan_chance_mrr",)
+#: The NaN rows' lottery redrawn (:mod:`kdkge.lottery_2022`): the NaN-row MRR over redraws of the
+#: never-trained NaN relation vector — mean, these percentiles, maximum, and the number of draws.
+PAPER_TEST_LOTTERY_QUANTILES = (1, 5, 10, 25, 50, 75, 90, 95, 99)
+PAPER_TEST_LOTTERY_METRICS = ("paper_test_nan_lottery_mrr_mean",) \
+    + tuple(f"paper_test_nan_lottery_mrr_q{p:02d}" for p in PAPER_TEST_LOTTERY_QUANTILES) \
+    + ("paper_test_nan_lottery_mrr_max", "paper_test_nan_lottery_draws")
 
 #: flat name → grouped copy, logged at the same steps (see the module docstring).
 GROUPED_METRICS = {

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from .ablation import render_ablation
-from .row_groups import render_row_groups
+from .row_groups import render_lottery, render_row_groups
 from .tables import Table
 from .claims import CLAIMS, _verdict_text, cells_frame
 from .common import (DEFAULT_LOSS, PAPER_CODE, PAPER_CODE_CLEAN, PAPER_TEXT, SELECTION_RULES, VALUE_HEADERS, VALUES,
@@ -213,4 +213,5 @@ def render_reproduction(tables: dict[Variant, dict[int, Table]], skipped: dict[i
         lines += table_section(n, {v: tables[v][n] for v in OURS}, frames, paper_frame)
     lines += [""] + render_ablation(pool, paper)
     lines += [""] + render_row_groups(pool, paper)
+    lines += [""] + render_lottery(pool, paper)
     return "\n".join(lines) + "\n"

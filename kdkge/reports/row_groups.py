@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..lottery_2022 import DRAWS
+from ..schema import PAPER_TEST_LOTTERY_QUANTILES
 from .ablation import Condition, seed_frame, values
 from .common import EM_DASH, fmt_metric, fmt_pm
 from .paper import DATASET_LABELS, DATASETS, MODEL_LABELS, MODELS
@@ -92,4 +94,57 @@ def render_row_groups(pool: RunPool, paper: pd.DataFrame) -> list[str]:
                 str(len(seeds)), _mean_std(true), _mean_std(inv), _with_range(nan),
                 EM_DASH if chance.empty else fmt_metric(chance.iloc[0]), _mean_std(logged), at_chance,
                 EM_DASH if paper_mrr is None else fmt_metric(paper_mrr), needed]) + " |")
+    return lines
+
+
+def _band(value: float, run: pd.Series) -> str:
+    """Where ``value`` lies in one run's lottery: ``q90–q95``, ``> max`` …"""
+    cuts = [(f"q{p:02d}", run[f"paper_test_nan_lottery_mrr_q{p:02d}"]) for p in PAPER_TEST_LOTTERY_QUANTILES]
+    cuts.append(("max", run["paper_test_nan_lottery_mrr_max"]))
+    if value <= cuts[0][1]:
+        return f"≤ {cuts[0][0]}"
+    for (lo, lo_v), (hi, hi_v) in zip(cuts, cuts[1:]):
+        if lo_v < value <= hi_v:
+            return f"{lo}–{hi}"
+    return "> max"
+
+
+def render_lottery(pool: RunPool, paper: pd.DataFrame) -> list[str]:
+    """The NaN rows' lottery redrawn (:mod:`kdkge.lottery_2022`), per Table 2 configuration (Markdown lines)."""
+    frame = seed_frame(pool, paper)
+    lines = ["### The NaN rows' lottery, redrawn", "",
+             "`python -m kdkge.backfill_2022` redraws each run's never-trained NaN relation vector "
+             f"{DRAWS:,} times from its initial distribution, everything else as trained, and ranks the NaN rows each "
+             "time as the authors' evaluation does (`kdkge/lottery_2022.py`): the NaN-row MRRs this trained model "
+             "could have drawn. Per configuration, mean over seeds of each run's lottery percentiles; "
+             "the 2022 MRR the run would log with its NaN rows at its lottery's median, 95th percentile and best "
+             "draw; and, per seed, where the NaN-row MRR that the paper's number needs lies in that seed's lottery.",
+             "", "| configuration | seeds | NaN-row MRR drawn: q05 / q50 / q95 / max | 2022 MRR at q50 / q95 / max "
+             "| the paper | NaN-row MRR needed | where it lies, per seed |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    if frame.empty or frame.get("paper_test_nan_lottery_mrr_mean", pd.Series(dtype=float)).isna().all():
+        return lines + ["| no run has the lottery metrics yet (`python -m kdkge.backfill_2022`) | | | | | | |"]
+    cols = [f"paper_test_nan_lottery_mrr_q{p:02d}" for p in PAPER_TEST_LOTTERY_QUANTILES] \
+        + ["paper_test_nan_lottery_mrr_max", "paper_test_true_mrr", "paper_test_inverse_mrr"]
+    for ds in DATASETS:
+        sizes = group_sizes(ds)
+        total = sum(sizes.values())
+        for m in MODELS:
+            runs = frame[(frame.protocol == CODE[0]) & (frame.loss == CODE[1]) & (frame.dataset == ds)
+                         & (frame.model == m)].dropna(subset=cols).sort_values("seed")
+            if runs.empty:
+                continue
+            base = (sizes["true"] * runs["paper_test_true_mrr"] + sizes["inverse"] * runs["paper_test_inverse_mrr"])
+            at = {k: fmt_metric(((base + sizes["nan"] * runs[c]) / total).mean())
+                  for k, c in (("q50", cols[4]), ("q95", cols[7]), ("max", cols[-3]))}
+            drawn = " / ".join(fmt_metric(runs[c].mean()) for c in (cols[1], cols[4], cols[7], cols[-3]))
+            paper_mrr = _paper_mrr(paper, ds, m)
+            needed, where = EM_DASH, EM_DASH
+            if paper_mrr is not None:
+                need = (paper_mrr * total - base) / sizes["nan"]
+                needed = _mean_std(need)
+                where = ", ".join(f"s{int(s)} {_band(v, run)}" for s, v, (_, run) in zip(runs.seed, need, runs.iterrows()))
+            lines.append("| " + " | ".join([
+                f"{DATASET_LABELS[ds]} {MODEL_LABELS[m]}", str(len(runs)), drawn, f"{at['q50']} / {at['q95']} / {at['max']}",
+                EM_DASH if paper_mrr is None else fmt_metric(paper_mrr), needed, where]) + " |")
     return lines

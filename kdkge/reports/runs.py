@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..schema import PAPER_TEST_GROUP_METRICS, SPLITS, metric_key
+from ..schema import PAPER_TEST_GROUP_METRICS, PAPER_TEST_LOTTERY_METRICS, SPLITS, metric_key
 from .common import METRICS, UNTAGGED_LOSS, UNTAGGED_PROTOCOL, Variant
 from .paper import PAPER_SETTINGS, PAPER_STRATEGY
 
@@ -119,7 +119,7 @@ RUN_COLUMNS = (
      "noise", "dim", "seed", "epochs", "lr", "batch_size", "strategy", "protocol", "loss", "config_hash", "params",
      "wall_time_s"]
     + [metric_key(s, m) for s in METRIC_SPLITS for m in METRICS] + BEST_COLUMNS + CALIBRATION_COLUMNS
-    + list(PAPER_TEST_GROUP_METRICS) + ["superseded", "deviations"]
+    + list(PAPER_TEST_GROUP_METRICS) + list(PAPER_TEST_LOTTERY_METRICS) + ["superseded", "deviations"]
 )
 
 
@@ -152,6 +152,7 @@ def _typed(finished: pd.DataFrame) -> pd.DataFrame:
         **{metric_key(s, m): metric(metric_key(s, m)) for s in METRIC_SPLITS for m in METRICS},
         **{c: metric(c) for c in BEST_COLUMNS + CALIBRATION_COLUMNS},
         **{c: metric(c) for c in PAPER_TEST_GROUP_METRICS},
+        **{c: metric(c) for c in PAPER_TEST_LOTTERY_METRICS},
     })
 
 

@@ -3,7 +3,8 @@
 import pandas as pd
 
 from kdkge.reports.paper import load_paper_tables
-from kdkge.reports.row_groups import group_sizes, render_row_groups
+from kdkge.reports.row_groups import group_sizes, render_lottery, render_row_groups
+from kdkge.schema import PAPER_TEST_LOTTERY_QUANTILES
 from kdkge.reports.runs import RUN_COLUMNS, RunPool
 
 
@@ -41,3 +42,41 @@ def test_row_group_table_recomposes_and_solves_for_the_nan_rows():
     # configurations without runs say so
     [kd] = [line for line in lines if line.startswith("| UMLS KD-DistMult")]
     assert "| 0 |" in kd
+
+
+def _with_lottery(row, q50, spread=0.1):
+    """A run whose lottery percentiles are q50 + spread · (p − 50) / 50, its best draw q50 + 1.2 · spread."""
+    row = dict(row)
+    for p in PAPER_TEST_LOTTERY_QUANTILES:
+        row[f"paper_test_nan_lottery_mrr_q{p:02d}"] = q50 + spread * (p - 50) / 50
+    row |= {"paper_test_nan_lottery_mrr_max": q50 + 1.2 * spread, "paper_test_nan_lottery_mrr_mean": q50,
+            "paper_test_nan_lottery_draws": 2000.0}
+    return row
+
+
+def test_lottery_table_says_where_the_needed_nan_row_mrr_lies_in_each_seeds_draws():
+    # true/inverse rows chosen so that the paper's .517 needs NaN-row MRR ≈ .41 (seed 1) and ≈ .71 (seed 2)
+    runs = [_with_lottery(_run(1, 0.9, 0.2, 0.3), q50=0.3), _with_lottery(_run(2, 0.8, 0.1, 0.3), q50=0.3)]
+    lines = render_lottery(RunPool(pd.DataFrame(runs)), load_paper_tables())
+    [row] = [line for line in lines if line.startswith("| UMLS DistMult")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    needs = [(0.517 * 1965 - 661 * t - 661 * i) / 643 for t, i in ((0.9, 0.2), (0.8, 0.1))]
+    assert cells[1] == "2"
+    assert cells[2] == ".210 / .300 / .390 / .420"  # q05 / q50 / q95 / max, mean over seeds
+    # the 2022 MRR with the NaN rows at the lottery's median: (661·true + 661·inverse + 643·q50)/1965, mean over seeds
+    at_q50 = sum((661 * t + 661 * i + 643 * 0.3) / 1965 for t, i in ((0.9, 0.2), (0.8, 0.1))) / 2
+    assert cells[3].startswith(f"{at_q50:.3f}".lstrip("0") + " / ")
+    # the band of each seed's need, slow: between the two neighbouring percentiles (or max) around it
+    cuts = [(f"q{p:02d}", 0.3 + 0.1 * (p - 50) / 50) for p in PAPER_TEST_LOTTERY_QUANTILES] + [("max", 0.42)]
+    def band(v):
+        if v <= cuts[0][1]:
+            return f"≤ {cuts[0][0]}"
+        for (lo, lo_v), (hi, hi_v) in zip(cuts, cuts[1:]):
+            if lo_v < v <= hi_v:
+                return f"{lo}–{hi}"
+        return "> max"
+    assert cells[6] == f"s1 {band(needs[0])}, s2 {band(needs[1])}"
+    assert band(needs[1]) == "> max"  # seed 2 would need more than its best draw
+    # without the lottery metrics the table says how to get them
+    bare = render_lottery(RunPool(pd.DataFrame([_run(1, 0.9, 0.2, 0.3)])), load_paper_tables())
+    assert "backfill_2022" in bare[-1]
