@@ -1,9 +1,9 @@
 """Fault injection: kill a small sweep with SIGKILL at random moments, relaunch, check nothing is lost.
 
-    .venv/bin/python scripts/fault_injection.py [--kills 5] [--seed 0] [--store DIR]
+    .venv/bin/python scripts/fault_injection.py [--kills 5] [--seed 0] [--store DIR] [--models M,M] [--dims D,D]
 
-Each round launches the same sweep (9 configurations on NATIONS, 400 epochs each, training state
-every 5 epochs), kills the whole process group after a random 4–20 s, and launches again; a last
+Each round launches the same sweep (by default 9 configurations on NATIONS: 3 models × d = 4, 16,
+36; 400 epochs each, training state every 5 epochs), kills the whole process group after a random 4–20 s, and launches again; a last
 launch runs to completion.  Then MLflow must hold exactly one FINISHED run per configuration and
 no RUNNING run, and the finished metrics must equal an uninterrupted sweep's.  Prints the figures
 and exits 1 if any check fails.
@@ -26,13 +26,14 @@ sys.path.insert(0, str(ROOT))
 from kdkge.parent_runs import without_parents  # noqa: E402
 from kdkge.tracking import find_runs  # noqa: E402
 
-SWEEP = ["train.py", "-m", "dataset=nations", "model=distmult,kd_rel_distmult,kd_distmult", "dim=4,16,36", "epochs=400",
-         "batch_size=256", "threads=1", "progress=false", "eval_every=0", "checkpoint=false", "checkpoint_every=5"]
+SWEEP = ["train.py", "-m", "dataset=nations", "epochs=400", "batch_size=256", "threads=1", "progress=false",
+         "eval_every=0", "checkpoint=false", "checkpoint_every=5"]
+MODELS, DIMS = "distmult,kd_rel_distmult,kd_distmult", "4,16,36"
 
 
-def launch(uri: str, extra=(), kill_after: float | None = None) -> str:
+def launch(uri: str, grid: list[str], extra=(), kill_after: float | None = None) -> str:
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    proc = subprocess.Popen([sys.executable, *SWEEP, *extra], cwd=ROOT, env=env, start_new_session=True,
+    proc = subprocess.Popen([sys.executable, *SWEEP, *grid, *extra], cwd=ROOT, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if kill_after is None:
         return "completed" if proc.wait() == 0 else f"exit {proc.returncode}"
@@ -50,17 +51,20 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=5, help="how many launches are killed")
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill times")
     parser.add_argument("--store", default=None, help="folder for the two MLflow stores (default: a temporary one)")
+    parser.add_argument("--models", default=MODELS, help=f"the sweep's models (default: {MODELS})")
+    parser.add_argument("--dims", default=DIMS, help=f"the sweep's sizes (default: {DIMS}; KD-DistMult needs squares)")
     args = parser.parse_args()
+    grid = [f"model={args.models}", f"dim={args.dims}"]
     folder = Path(args.store or tempfile.mkdtemp(prefix="kdkge-faults-"))
     folder.mkdir(parents=True, exist_ok=True)
     uri, reference_uri = f"sqlite:///{folder}/faults.db", f"sqlite:///{folder}/reference.db"
     rng = random.Random(args.seed)
     started = time.time()
 
-    print(f"reference: {launch(reference_uri, ['checkpoint_every=0'])}")
+    print(f"reference: {launch(reference_uri, grid, ['checkpoint_every=0'])}")
     for round_ in range(1, args.kills + 1):
-        print(f"round {round_}: {launch(uri, kill_after=rng.uniform(4, 20))}")
-    print(f"final launch: {launch(uri)}")
+        print(f"round {round_}: {launch(uri, grid, kill_after=rng.uniform(4, 20))}")
+    print(f"final launch: {launch(uri, grid)}")
 
     runs = find_runs(uri, "kdkge-nations")  # the training runs and the sweep's parent run (kdkge.parent_runs)
     reference = without_parents(find_runs(reference_uri, "kdkge-nations")).set_index("tags.config_hash")

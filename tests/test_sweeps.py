@@ -232,7 +232,7 @@ def _finished_count(db: Path) -> int:
 def test_interrupted_sweep_relaunched_runs_only_what_is_missing(tmp_path):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     # long enough per run that the Ctrl-C lands mid-sweep even on a loaded machine
-    args = ["-m", *TINY, "dim=4,9,16,25", "epochs=1000", "eval_every=0"]
+    args = ["-m", *TINY, "dim=4,9,16,25", "epochs=500", "eval_every=0"]
     proc = subprocess.Popen([sys.executable, "train.py", *args, f"hydra.sweep.dir={tmp_path / 'first'}"],
                             cwd=ROOT, env=run_env(store), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             # CI may run us with SIGINT ignored (a background job); the sweep must see Ctrl-C
