@@ -16,6 +16,8 @@ import json
 import logging
 import os
 import re
+import shutil
+import sqlite3
 import time
 import urllib.error
 import urllib.request
@@ -23,7 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .paths import REPO_ROOT
+from .paths import CACHE_DIR, REPO_ROOT
 
 logger = logging.getLogger(__name__)
 
@@ -265,11 +267,15 @@ def _ensure_sqlite_store(uri: str, path: Path) -> None:
         fresh = not path.exists()
         target = path.with_name(f"{path.name}.creating-{os.getpid()}") if fresh else path
         target_uri = f"sqlite:///{target}"
+        if fresh:
+            _copy_empty_store(target)
         engine = db_utils.create_sqlalchemy_engine(target_uri)
         try:
             if not db_utils._all_tables_exist(engine):
                 logger.info("Creating MLflow store %s", uri)
                 db_utils._initialize_tables(engine)
+                if fresh:
+                    _save_empty_store(target)
             elif db_utils._get_schema_version(engine) != db_utils._get_latest_schema_revision():
                 logger.warning("Upgrading the schema of MLflow store %s", uri)
                 db_utils._upgrade_db(engine)
@@ -286,6 +292,48 @@ def _ensure_sqlite_store(uri: str, path: Path) -> None:
             for suffix in ("-journal", "-wal", "-shm"):  # WAL files of the temporary name (the data is in the file)
                 with contextlib.suppress(FileNotFoundError):
                     Path(f"{target}{suffix}").unlink()
+
+
+def _empty_store_path() -> Path:
+    """Where an empty store of the installed MLflow's schema is kept: ``.cache/mlflow/empty-<revision>.db``.
+
+    MLflow's migrations take seconds for every new store; a copy of one store made before (its
+    tables and nothing else — the ``Default`` experiment is added afterwards, with this store's
+    artifact root) takes milliseconds.  The file is a plain SQLite database, checked before use.
+    """
+    from mlflow.store.db import utils as db_utils
+
+    return CACHE_DIR / "mlflow" / f"empty-{db_utils._get_latest_schema_revision()}.db"
+
+
+def _copy_empty_store(target: Path) -> None:
+    """Start ``target`` as a copy of the empty store, if there is a sound one (else leave it absent)."""
+    template = _empty_store_path()
+    if not template.is_file():
+        return
+    try:
+        shutil.copyfile(template, target)
+        with contextlib.closing(sqlite3.connect(target)) as con:
+            sound = con.execute("PRAGMA quick_check").fetchone()[0] == "ok" \
+                and con.execute("SELECT count(*) FROM alembic_version").fetchone()[0] == 1 \
+                and con.execute("SELECT count(*) FROM experiments").fetchone()[0] == 0
+    except (OSError, sqlite3.Error):
+        sound = False
+    if not sound:  # a damaged or foreign file: build the store the slow way, and the template again
+        target.unlink(missing_ok=True)
+        template.unlink(missing_ok=True)
+
+
+def _save_empty_store(target: Path) -> None:
+    """Keep a copy of a just-initialised store (tables only) as the template; best effort."""
+    template = _empty_store_path()
+    staging = template.with_name(f"{template.name}.{os.getpid()}")
+    try:
+        template.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(target, staging)
+        os.replace(staging, template)
+    except OSError:
+        staging.unlink(missing_ok=True)
 
 
 def check_mlflow_server(uri: str, timeout: float = 5) -> None:
