@@ -22,12 +22,11 @@ where the NaN-row MRR that the paper's number needs lies in that distribution.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from .evaluation import RankingTask, sorted_position_ranks
-from .schema import PAPER_TEST_LOTTERY_QUANTILES
+from .schema import PAPER_TEST_LOTTERY_QUANTILES, lottery_quantile_metric
+from .models.base import xavier_std
 from .split_2022 import PaperTest
 
 #: draws of the NaN relation's vector per run, and the seed of their generator (fixed: every run
@@ -68,7 +67,7 @@ def nan_query(paper_test: PaperTest) -> tuple[int, int, RankingTask, torch.Tenso
 def relation_draws(model, draws: int = DRAWS, seed: int = SEED) -> torch.Tensor:
     """``[draws, w]`` vectors from the relation table's initial distribution, ``N(0, 2 / (|R| + w))``."""
     table = model.relations
-    std = math.sqrt(2.0 / (table.num + table.width))  # as StackedEmbedding.reset_parameters
+    std = xavier_std(table.num, table.width)  # as StackedEmbedding.reset_parameters
     gen = torch.Generator().manual_seed(seed)
     return torch.randn(draws, table.width, generator=gen, dtype=torch.float64) * std
 
@@ -111,6 +110,6 @@ def nan_lottery(model, kg, draws: int = DRAWS, seed: int = SEED) -> list[dict[st
                    "paper_test_nan_lottery_mrr_max": float(column.max()),
                    "paper_test_nan_lottery_draws": float(len(column))}
         for p, value in zip(PAPER_TEST_LOTTERY_QUANTILES, torch.quantile(column, q).tolist()):
-            metrics[f"paper_test_nan_lottery_mrr_q{p:02d}"] = value
+            metrics[lottery_quantile_metric(p)] = value
         out.append(metrics)
     return out

@@ -47,8 +47,15 @@ PAPER_TEST_GROUP_METRICS = tuple(f"paper_test_{g}_{m}" for g in PAPER_TEST_GROUP
 #: The NaN rows' lottery redrawn (:mod:`kdkge.lottery_2022`): the NaN-row MRR over redraws of the
 #: never-trained NaN relation vector — mean, these percentiles, maximum, and the number of draws.
 PAPER_TEST_LOTTERY_QUANTILES = (1, 5, 10, 25, 50, 75, 90, 95, 99)
+
+
+def lottery_quantile_metric(p: int) -> str:
+    """The metric of the lottery's ``p``-th percentile: ``paper_test_nan_lottery_mrr_q05`` …"""
+    return f"paper_test_nan_lottery_mrr_q{p:02d}"
+
+
 PAPER_TEST_LOTTERY_METRICS = ("paper_test_nan_lottery_mrr_mean",) \
-    + tuple(f"paper_test_nan_lottery_mrr_q{p:02d}" for p in PAPER_TEST_LOTTERY_QUANTILES) \
+    + tuple(lottery_quantile_metric(p) for p in PAPER_TEST_LOTTERY_QUANTILES) \
     + ("paper_test_nan_lottery_mrr_max", "paper_test_nan_lottery_draws")
 
 #: flat name → grouped copy, logged at the same steps (see the module docstring).

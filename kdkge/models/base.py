@@ -54,6 +54,12 @@ class _SparseRows(torch.autograd.Function):
         return torch.sparse_coo_tensor(indices, values, ctx.shape, check_invariants=False), None
 
 
+def xavier_std(num: int, width: int) -> float:
+    """Standard deviation of ``xavier_normal_`` on a ``[num, width]`` matrix: ``√(2 / (fan_in + fan_out))``
+    with fan_in = width, fan_out = num."""
+    return math.sqrt(2.0 / (num + width))
+
+
 class StackedEmbedding(nn.Module):
     """``num`` vectors of width ``width`` for each of ``stack`` configurations: weight ``[num, K, w]``.
 
@@ -73,7 +79,7 @@ class StackedEmbedding(nn.Module):
         Slice k draws from ``generators[k]``, so a stacked model starts exactly where the
         separate run with that seed starts.
         """
-        std = math.sqrt(2.0 / (self.num + self.width))  # fan_in = width, fan_out = num
+        std = xavier_std(self.num, self.width)
         with torch.no_grad():
             for k, gen in enumerate(generators):
                 self.weight[:, k] = torch.randn(self.num, self.width, generator=gen) * std

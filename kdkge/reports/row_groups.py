@@ -17,7 +17,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..lottery_2022 import DRAWS
-from ..schema import PAPER_TEST_LOTTERY_QUANTILES
+from ..schema import PAPER_TEST_LOTTERY_QUANTILES, lottery_quantile_metric
 from .ablation import Condition, seed_frame, values
 from .common import EM_DASH, fmt_metric, fmt_pm
 from .paper import DATASET_LABELS, DATASETS, MODEL_LABELS, MODELS
@@ -58,6 +58,16 @@ def _paper_mrr(paper: pd.DataFrame, dataset: str, model: str) -> float | None:
     return None if p2.empty else float(p2["mrr"].iloc[0])
 
 
+def _with_nan_rows(sizes: dict[str, int], true, inverse, nan):
+    """The 2022 MRR of true/inverse row MRRs with the NaN rows at ``nan``: ``Σ_g n_g m_g / N``."""
+    return (sizes["true"] * true + sizes["inverse"] * inverse + sizes["nan"] * nan) / sum(sizes.values())
+
+
+def _nan_needed(sizes: dict[str, int], true, inverse, paper_mrr: float):
+    """The NaN-row MRR that gives ``paper_mrr``: ``(P·N − n_true m_true − n_inv m_inv) / n_nan``."""
+    return (paper_mrr * sum(sizes.values()) - (sizes["true"] * true + sizes["inverse"] * inverse)) / sizes["nan"]
+
+
 def render_row_groups(pool: RunPool, paper: pd.DataFrame) -> list[str]:
     """The REPRODUCTION.md subsection on the 2022 split's row groups (Markdown lines)."""
     frame = seed_frame(pool, paper)
@@ -74,7 +84,6 @@ def render_row_groups(pool: RunPool, paper: pd.DataFrame) -> list[str]:
              "| " + " | ".join(head) + " |", "|---|---|---:|" + "---:|" * (len(head) - 3)]
     for ds in DATASETS:
         sizes = group_sizes(ds)
-        total = sum(sizes.values())
         for m in MODELS:
             true, inv, nan = (_series(frame, ds, m, f"paper_test_{g}_mrr") for g in ("true", "inverse", "nan"))
             chance = _series(frame, ds, m, "paper_test_nan_chance_mrr")
@@ -82,11 +91,10 @@ def render_row_groups(pool: RunPool, paper: pd.DataFrame) -> list[str]:
             seeds = sorted(set(true.index) & set(inv.index) & set(nan.index))
             at_chance = needed = EM_DASH
             if seeds and not chance.empty:
-                base = sizes["true"] * true.loc[seeds] + sizes["inverse"] * inv.loc[seeds]
-                at_chance = _mean_std((base + sizes["nan"] * chance.iloc[0]) / total)
+                at_chance = _mean_std(_with_nan_rows(sizes, true.loc[seeds], inv.loc[seeds], chance.iloc[0]))
                 paper_mrr = _paper_mrr(paper, ds, m)
                 if paper_mrr is not None:
-                    need = (paper_mrr * total - base) / sizes["nan"]
+                    need = _nan_needed(sizes, true.loc[seeds], inv.loc[seeds], paper_mrr)
                     needed = _mean_std(need) + ("" if ((need >= 0) & (need <= 1)).all() else " (out of reach)")
             paper_mrr = _paper_mrr(paper, ds, m)
             lines.append("| " + " | ".join([
@@ -97,10 +105,13 @@ def render_row_groups(pool: RunPool, paper: pd.DataFrame) -> list[str]:
     return lines
 
 
+LOTTERY_MAX = "paper_test_nan_lottery_mrr_max"
+
+
 def _band(value: float, run: pd.Series) -> str:
     """Where ``value`` lies in one run's lottery: ``q90–q95``, ``> max`` …"""
-    cuts = [(f"q{p:02d}", run[f"paper_test_nan_lottery_mrr_q{p:02d}"]) for p in PAPER_TEST_LOTTERY_QUANTILES]
-    cuts.append(("max", run["paper_test_nan_lottery_mrr_max"]))
+    cuts = [(f"q{p:02d}", run[lottery_quantile_metric(p)]) for p in PAPER_TEST_LOTTERY_QUANTILES]
+    cuts.append(("max", run[LOTTERY_MAX]))
     if value <= cuts[0][1]:
         return f"≤ {cuts[0][0]}"
     for (lo, lo_v), (hi, hi_v) in zip(cuts, cuts[1:]):
@@ -124,27 +135,26 @@ def render_lottery(pool: RunPool, paper: pd.DataFrame) -> list[str]:
              "|---|---:|---:|---:|---:|---:|---|"]
     if frame.empty or frame.get("paper_test_nan_lottery_mrr_mean", pd.Series(dtype=float)).isna().all():
         return lines + ["| no run has the lottery metrics yet (`python -m kdkge.backfill_2022`) | | | | | | |"]
-    cols = [f"paper_test_nan_lottery_mrr_q{p:02d}" for p in PAPER_TEST_LOTTERY_QUANTILES] \
-        + ["paper_test_nan_lottery_mrr_max", "paper_test_true_mrr", "paper_test_inverse_mrr"]
+    cols = [lottery_quantile_metric(p) for p in PAPER_TEST_LOTTERY_QUANTILES] \
+        + [LOTTERY_MAX, "paper_test_true_mrr", "paper_test_inverse_mrr"]
+    q05, q50, q95 = (lottery_quantile_metric(p) for p in (5, 50, 95))
     for ds in DATASETS:
         sizes = group_sizes(ds)
-        total = sum(sizes.values())
         for m in MODELS:
             runs = frame[(frame.protocol == CODE[0]) & (frame.loss == CODE[1]) & (frame.dataset == ds)
                          & (frame.model == m)].dropna(subset=cols).sort_values("seed")
             if runs.empty:
                 continue
-            base = (sizes["true"] * runs["paper_test_true_mrr"] + sizes["inverse"] * runs["paper_test_inverse_mrr"])
-            at = {k: fmt_metric(((base + sizes["nan"] * runs[c]) / total).mean())
-                  for k, c in (("q50", cols[4]), ("q95", cols[7]), ("max", cols[-3]))}
-            drawn = " / ".join(fmt_metric(runs[c].mean()) for c in (cols[1], cols[4], cols[7], cols[-3]))
+            true, inverse = runs["paper_test_true_mrr"], runs["paper_test_inverse_mrr"]
+            at = " / ".join(fmt_metric(_with_nan_rows(sizes, true, inverse, runs[c]).mean()) for c in (q50, q95, LOTTERY_MAX))
+            drawn = " / ".join(fmt_metric(runs[c].mean()) for c in (q05, q50, q95, LOTTERY_MAX))
             paper_mrr = _paper_mrr(paper, ds, m)
             needed, where = EM_DASH, EM_DASH
             if paper_mrr is not None:
-                need = (paper_mrr * total - base) / sizes["nan"]
+                need = _nan_needed(sizes, true, inverse, paper_mrr)
                 needed = _mean_std(need)
-                where = ", ".join(f"s{int(s)} {_band(v, run)}" for s, v, (_, run) in zip(runs.seed, need, runs.iterrows()))
+                where = ", ".join(f"s{int(run.seed)} {_band(v, run)}" for v, (_, run) in zip(need, runs.iterrows()))
             lines.append("| " + " | ".join([
-                f"{DATASET_LABELS[ds]} {MODEL_LABELS[m]}", str(len(runs)), drawn, f"{at['q50']} / {at['q95']} / {at['max']}",
+                f"{DATASET_LABELS[ds]} {MODEL_LABELS[m]}", str(len(runs)), drawn, at,
                 EM_DASH if paper_mrr is None else fmt_metric(paper_mrr), needed, where]) + " |")
     return lines

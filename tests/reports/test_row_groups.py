@@ -55,28 +55,22 @@ def _with_lottery(row, q50, spread=0.1):
 
 
 def test_lottery_table_says_where_the_needed_nan_row_mrr_lies_in_each_seeds_draws():
-    # true/inverse rows chosen so that the paper's .517 needs NaN-row MRR ≈ .41 (seed 1) and ≈ .71 (seed 2)
-    runs = [_with_lottery(_run(1, 0.9, 0.2, 0.3), q50=0.3), _with_lottery(_run(2, 0.8, 0.1, 0.3), q50=0.3)]
+    # the paper's .517 needs NaN-row MRR (.517·1965 − 661·(true + inverse)) / 643: .4492 for seed 1, .6548 for seed 2
+    needs = [(0.517 * 1965 - 661 * t - 661 * i) / 643 for t, i in ((0.9, 0.2), (0.8, 0.1))]
+    assert [round(x, 4) for x in needs] == [0.4492, 0.6548]
+    # seed 1's draws: q90 .440, q95 .450 (the need lies between); seed 2's best draw .420 (the need lies above)
+    runs = [_with_lottery(_run(1, 0.9, 0.2, 0.3), q50=0.36), _with_lottery(_run(2, 0.8, 0.1, 0.3), q50=0.3)]
     lines = render_lottery(RunPool(pd.DataFrame(runs)), load_paper_tables())
     [row] = [line for line in lines if line.startswith("| UMLS DistMult")]
     cells = [c.strip() for c in row.strip("|").split("|")]
-    needs = [(0.517 * 1965 - 661 * t - 661 * i) / 643 for t, i in ((0.9, 0.2), (0.8, 0.1))]
     assert cells[1] == "2"
-    assert cells[2] == ".210 / .300 / .390 / .420"  # q05 / q50 / q95 / max, mean over seeds
-    # the 2022 MRR with the NaN rows at the lottery's median: (661·true + 661·inverse + 643·q50)/1965, mean over seeds
-    at_q50 = sum((661 * t + 661 * i + 643 * 0.3) / 1965 for t, i in ((0.9, 0.2), (0.8, 0.1))) / 2
-    assert cells[3].startswith(f"{at_q50:.3f}".lstrip("0") + " / ")
-    # the band of each seed's need, slow: between the two neighbouring percentiles (or max) around it
-    cuts = [(f"q{p:02d}", 0.3 + 0.1 * (p - 50) / 50) for p in PAPER_TEST_LOTTERY_QUANTILES] + [("max", 0.42)]
-    def band(v):
-        if v <= cuts[0][1]:
-            return f"≤ {cuts[0][0]}"
-        for (lo, lo_v), (hi, hi_v) in zip(cuts, cuts[1:]):
-            if lo_v < v <= hi_v:
-                return f"{lo}–{hi}"
-        return "> max"
-    assert cells[6] == f"s1 {band(needs[0])}, s2 {band(needs[1])}"
-    assert band(needs[1]) == "> max"  # seed 2 would need more than its best draw
+    assert cells[2] == ".240 / .330 / .420 / .450"  # q05 / q50 / q95 / max, mean over seeds
+    # the 2022 MRR with the NaN rows at each run's median, 95th percentile and best draw, mean over seeds
+    at = [sum((661 * t + 661 * i + 643 * x) / 1965 for (t, i), x in zip(((0.9, 0.2), (0.8, 0.1)), xs)) / 2
+          for xs in ((0.36, 0.3), (0.45, 0.39), (0.48, 0.42))]
+    assert cells[3] == " / ".join(f"{x:.3f}".lstrip("0") for x in at)
+    assert cells[5] == f"{sum(needs) / 2:.3f}".lstrip("0") + " ± " + f"{abs(needs[0] - needs[1]) / 2 ** 0.5:.3f}".lstrip("0")
+    assert cells[6] == "s1 q90–q95, s2 > max"
     # without the lottery metrics the table says how to get them
     bare = render_lottery(RunPool(pd.DataFrame([_run(1, 0.9, 0.2, 0.3)])), load_paper_tables())
     assert "backfill_2022" in bare[-1]
