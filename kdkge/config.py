@@ -32,14 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-import torch
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from .data import BUILTIN, SPLITS, UNSEEN_POLICIES, DataError, resolve_dataset_path
 from .experiment import PROTOCOLS, STRATEGIES, RunSpec
 from .losses import CALIBRATIONS
-from .models import MODELS, available_models, build_model
+from .models import MODELS, available_models, check_builds
 from .paths import CONF_DIR
 from .tracking import TrackingError, check_uri_scheme
 from .training import resolve_device
@@ -248,8 +247,7 @@ def validate(cfg: DictConfig) -> tuple[RunSpec, int]:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     try:
-        with torch.device("meta"):  # shapes only: 2 entities, 2 relations, nothing allocated (dim may be huge)
-            tiny = build_model(spec.model, 2, 2, spec.dim, **spec.model_options)
+        stored_width = check_builds(spec.model, spec.dim, **spec.model_options)  # shapes only (dim may be huge)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"model {spec.model} with {spec.model_options}: {exc}") from None
     try:
@@ -260,7 +258,7 @@ def validate(cfg: DictConfig) -> tuple[RunSpec, int]:
     if spec.protocol == "paper_code" and not _has_a_triple(folder / "valid.txt"):
         raise ConfigError(f"protocol=paper_code needs a valid split ({folder / 'valid.txt'} is empty): the authors' test split "
                           "takes its reciprocal tails from it; add validation triples or use protocol=paper_text")
-    return spec, tiny.stored_width
+    return spec, stored_width
 
 
 def _check_choices(cfg: DictConfig, spec: RunSpec) -> None:

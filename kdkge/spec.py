@@ -10,7 +10,7 @@ import torch
 
 from .data import KnowledgeGraph
 from .losses import LOSS_CLASSES, build_loss
-from .models import available_models, build_model
+from .models import available_models, check_builds
 from .strategies import STRATEGY_CLASSES, available_strategies, build_strategy
 
 SPLIT_NAMES = ("train", "valid", "test")
@@ -66,8 +66,7 @@ class RunSpec:
         if not isinstance(self.dim, int) or isinstance(self.dim, bool) or self.dim <= 0:
             raise ValueError(f"dim={self.dim!r} must be a positive integer embedding size")
         try:
-            with torch.device("meta"):  # shapes only: a huge dim must not allocate before the memory check
-                build_model(self.model, 2, 2, self.dim, **self.model_options)  # e.g. Kronecker models need a square d
+            check_builds(self.model, self.dim, **self.model_options)  # e.g. Kronecker models need a square d
         except TypeError as exc:
             raise ValueError(f"model {self.model} does not take the options {self.model_options}: {exc}") from None
         for name in ("epochs", "batch_size"):

@@ -179,6 +179,14 @@ class Planner:
         self.groups = set(config_loader.list_groups("")) | {SWEEP_GROUP}
         self.parser = OverridesParser.create()
         self._cache: dict[tuple[str, ...], DictConfig] = {}
+        self._parsed: dict[str, Any] = {}  # override line -> Hydra's parsed Override (a sweep repeats its lines)
+
+    def _parse(self, overrides: Sequence[str]) -> list:
+        """Hydra's parse of each line, once per distinct line (its grammar is the planner's main cost)."""
+        for line in overrides:
+            if line not in self._parsed:
+                self._parsed[line] = self.parser.parse_overrides([line])[0]  # raises Hydra's error for a bad line
+        return [self._parsed[line] for line in overrides]
 
     def _is_group(self, override) -> bool:
         key = override.key_or_group
@@ -188,7 +196,7 @@ class Planner:
         """The task config (without ``hydra``) the job with ``overrides`` will run with."""
         from hydra._internal.config_loader_impl import ConfigLoaderImpl
 
-        parsed = self.parser.parse_overrides(list(overrides))
+        parsed = self._parse(overrides)
         group_part = tuple(o.input_line for o in parsed if self._is_group(o))
         values = [o for o in parsed if not self._is_group(o)]
         if group_part not in self._cache:

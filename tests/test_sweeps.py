@@ -149,6 +149,37 @@ class _cell:
         self.noise, self.dim = float(o["noise_ratio"]), int(o["dim"])
 
 
+def test_planner_parses_each_line_once_and_composes_as_hydra(hydra_conf):
+    """The planner caches Hydra's parse per override line: a repeated line is the same parsed object,
+    the composed config equals Hydra's own composition, and a bad line raises Hydra's error every time."""
+    from hydra.errors import OverrideParseException
+
+    master = compose("train", overrides=[], return_hydra_config=True)
+    planner = sweeps.Planner(GlobalHydra.instance().config_loader(), master)
+    first = planner._parse(["model=kd_distmult", "dim=256", "seed=3"])
+    again = planner._parse(["seed=3", "model=kd_distmult"])
+    assert again[0] is first[2] and again[1] is first[0]
+    for overrides in (["model=kd_distmult", "dim=256", "seed=3"], ["model=distmult", "dim=16", "seed=3"]):
+        ours = OmegaConf.to_container(planner.compose(overrides))
+        theirs = OmegaConf.to_container(compose("train", overrides=overrides))
+        assert ours == theirs
+    for _ in range(2):
+        with pytest.raises(OverrideParseException):
+            planner._parse(["dim=[1,"])
+
+
+def test_model_build_check_is_cached_and_still_refuses_every_time():
+    from kdkge.models import _STORED_WIDTH, check_builds
+
+    assert check_builds("kd_distmult", 256) == 16
+    cached = len(_STORED_WIDTH)
+    assert check_builds("kd_distmult", 256) == 16 and check_builds("distmult", 10_000) == 10_000
+    assert len(_STORED_WIDTH) <= cached + 1
+    for _ in range(2):  # a failure is not cached as a success
+        with pytest.raises(ValueError, match="not a perfect square"):
+            check_builds("kd_distmult", 10)
+
+
 def test_table3_stacks_its_calibrations(hydra_conf):
     runs = _planned("table3")
     keys = {r.stack_key for r in runs}
