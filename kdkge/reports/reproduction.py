@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from .ablation import render_ablation
+from .agreement import render_agreement
 from .row_groups import render_lottery, render_row_groups
 from .tables import Table
 from .claims import CLAIMS, _verdict_text, cells_frame
@@ -131,6 +132,7 @@ def table_section(number: int, tables: dict[Variant, Table], frames: dict, paper
              f"- paper_text: {_counts(ref)}; our table: [`table{number}.md`](table{number}.md) "
              f"([LaTeX](table{number}.tex), [CSV](table{number}.csv)).", ""]
     lines += comparison_table(tables)
+    lines += render_agreement(tables)
     for v in OURS:
         sizes = render_sizes(tables[v])
         if sizes:

@@ -1,0 +1,100 @@
+"""How closely one table's cells agree with the paper's, per protocol and dataset.
+
+For the test-MRR cells of a table that have both the paper's number ``p_i`` and ours ``o_i`` (one
+run each, seed 1; averages and "on training set" rows left out), with ``Δ_i = o_i − p_i``:
+
+* mean Δ: ``Σ Δ_i / n`` (a systematic offset, e.g. the clean split's easier test set);
+* median ``|Δ_i|`` and the share of cells with ``|Δ_i| ≤ .05`` (how far a single cell may be off);
+* Spearman's ρ between ``p`` and ``o`` (``scipy.stats.spearmanr``): do our cells rank the
+  configurations as the paper's do?  With one seed per cell this is bounded by the seed noise:
+  on the 2022 split a cell's MRR moves by a seed-std of up to .07 (``results/seeds.md``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .common import PAPER_CODE, PAPER_CODE_CLEAN, PAPER_TEXT, Variant
+from .paper import DATASET_LABELS, DATASETS
+from .tables import Table
+
+#: a cell "agrees" when ours is within this much test MRR of the paper's
+CLOSE = 0.05
+#: fewer cells than this get no rank correlation (with 3 or 4 it is one of a handful of values)
+MIN_RANKED = 5
+#: the columns compared with the paper, in order
+COMPARED = (PAPER_CODE, PAPER_CODE_CLEAN, PAPER_TEXT)
+
+
+@dataclass(frozen=True)
+class Agreement:
+    n: int
+    mean_delta: float
+    median_abs_delta: float
+    share_close: float
+    spearman: float | None  # None below MIN_RANKED cells or when one side is constant
+
+
+def agreement(pairs: Sequence[tuple[float, float]]) -> Agreement | None:
+    """:class:`Agreement` of ``(paper, ours)`` pairs; None for no pairs."""
+    from scipy.stats import spearmanr
+
+    if not pairs:
+        return None
+    paper = [p for p, _ in pairs]
+    ours = [o for _, o in pairs]
+    deltas = [o - p for p, o in pairs]
+    absolute = sorted(abs(d) for d in deltas)
+    n = len(pairs)
+    median = absolute[n // 2] if n % 2 else (absolute[n // 2 - 1] + absolute[n // 2]) / 2
+    rho = None
+    if n >= MIN_RANKED and len(set(paper)) > 1 and len(set(ours)) > 1:
+        rho = float(spearmanr(paper, ours).statistic)
+    return Agreement(n, sum(deltas) / n, median, sum(a <= CLOSE + 1e-12 for a in absolute) / n,
+                     None if rho is None or math.isnan(rho) else rho)
+
+
+def mrr_pairs(table: Table, dataset: str) -> list[tuple[float, float]]:
+    """``(paper, ours)`` test MRR of every run row of ``table`` on ``dataset`` that has both."""
+    out = []
+    for row in table.rows:
+        if row.kind != "run" or row.split != "test":
+            continue
+        cell = row.cells.get(dataset)
+        if cell is None or not cell.run_id:
+            continue
+        paper, ours = cell.paper.get("mrr"), cell.values.get("mrr")
+        if paper is not None and ours is not None:
+            out.append((float(paper), float(ours)))
+    return out
+
+
+def _short(x: float, digits: int, sign: bool = False) -> str:
+    """``+.021`` / ``.051`` / ``−.29``: the tables' style (no leading zero)."""
+    text = f"{x:{'+' if sign else ''}.{digits}f}".replace("0.", ".", 1)
+    return text.replace("-", "−")
+
+
+def _fmt(a: Agreement) -> list[str]:
+    rho = "—" if a.spearman is None else _short(a.spearman, 2, sign=True)
+    return [str(a.n), _short(a.mean_delta, 3, sign=True), _short(a.median_abs_delta, 3), f"{100 * a.share_close:.0f} %", rho]
+
+
+def render_agreement(tables: dict[Variant, Table]) -> list[str]:
+    """Markdown: one line per compared column and dataset with cells; [] when there are none."""
+    lines = []
+    for v in COMPARED:
+        if v not in tables:
+            continue
+        for ds in DATASETS:
+            a = agreement(mrr_pairs(tables[v], ds))
+            if a is not None:
+                lines.append("| " + " | ".join([v.label, DATASET_LABELS[ds], *_fmt(a)]) + " |")
+    if not lines:
+        return []
+    return ["", f"Agreement with the paper, test MRR of the cells with a run (seed 1 each; averages and training-set "
+                f"rows left out): Δ = ours − paper; close: |Δ| ≤ {_short(CLOSE, 2)}; ρ: Spearman's rank correlation of "
+                f"ours with the paper's over the cells (— below {MIN_RANKED} cells) (`kdkge/reports/agreement.py`).", "",
+            "| ours | dataset | cells | mean Δ | median \\|Δ\\| | close | ρ |", "|---|---|---:|---:|---:|---:|---:|", *lines]
