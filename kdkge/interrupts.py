@@ -42,3 +42,22 @@ def terminate_like_ctrl_c() -> None:
         # A process started in the background by a non-interactive shell inherits SIGINT as
         # ignored, and Python then never raises KeyboardInterrupt: make `kill -INT` work anyway.
         signal.signal(signal.SIGINT, ctrl_c)
+
+
+def caused_by_signal(exc: BaseException) -> bool:
+    """Whether ``exc`` is the way a Ctrl-C or SIGTERM surfaced.
+
+    A ``KeyboardInterrupt`` raised by the handler inside library code (Hydra composing a job's
+    config, OmegaConf's node bookkeeping) can leave that code half done, and the exception that
+    escapes is then another one (e.g. ``AttributeError: 'NoneType' object has no attribute
+    '_invalidate_flags_cache'``) with the ``KeyboardInterrupt`` as its cause or context.  True when
+    ``exc`` or any exception in its chain is a ``KeyboardInterrupt``, or when a signal was recorded
+    by the handlers of :func:`terminate_like_ctrl_c` (:data:`SIGNALLED`).
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return bool(SIGNALLED)

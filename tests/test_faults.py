@@ -111,3 +111,32 @@ def test_a_swallowed_interrupt_still_stops_training_after_the_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt, match="terminated by signal 15"):
         log.on_epoch(2, [0.4])
     assert log.losses == [(1, 0.5), (2, 0.4)]  # the finished epoch's loss is kept
+
+
+def test_a_ctrl_c_is_recognised_through_the_exception_chain(monkeypatch):
+    """kdkge.interrupts.caused_by_signal: a KeyboardInterrupt anywhere in the cause/context chain, or a
+    signal recorded by the handlers, makes an exception an interruption; anything else is a failure."""
+    from kdkge import interrupts
+
+    monkeypatch.setattr(interrupts, "SIGNALLED", [])
+
+    def surfaced(wrapper: type[BaseException]) -> BaseException:
+        try:
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                raise wrapper("half-done bookkeeping")  # context: the KeyboardInterrupt
+        except BaseException as exc:  # noqa: BLE001 - the test needs the raised object
+            return exc
+
+    assert interrupts.caused_by_signal(KeyboardInterrupt())
+    assert interrupts.caused_by_signal(surfaced(AttributeError))
+    outer = ValueError("outer")
+    outer.__cause__ = surfaced(RuntimeError)
+    assert interrupts.caused_by_signal(outer)  # two links down
+    plain = AttributeError("a real bug")
+    assert not interrupts.caused_by_signal(plain)
+    looped = ValueError("a"); looped.__context__ = ValueError("b"); looped.__context__.__context__ = looped
+    assert not interrupts.caused_by_signal(looped)  # a cycle ends the walk
+    monkeypatch.setattr(interrupts, "SIGNALLED", [signal.SIGINT])
+    assert interrupts.caused_by_signal(plain)  # the handler saw Ctrl-C: whatever escaped is its trace

@@ -36,6 +36,7 @@ from hydra.errors import CompactHydraException
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf
 
+from kdkge.interrupts import caused_by_signal
 from kdkge.store import RunStore
 from kdkge.sweeps import (SWEEP_GROUP, SWEEP_ID_KEY, LaunchUnit, Planner, PlannedRun, expand, key_of, launch_units,
                           one_line, plan_runs, sweep_id_of)
@@ -249,8 +250,11 @@ class KdkgeSweeper(Sweeper):
         except (KeyboardInterrupt, SystemExit) as exc:
             interrupted = exc
         except BaseException as exc:
-            failure = exc
-            raise
+            if not caused_by_signal(exc):  # a Ctrl-C inside Hydra's composition can surface as another error
+                failure = exc
+                raise
+            interrupted = KeyboardInterrupt(f"interrupted (surfaced as {type(exc).__name__}: {exc})")
+            interrupted.__cause__ = exc
         finally:
             summary = reporting.summarise(self.skip_finished, runs, units, sweep_id, started_ms, interrupted is not None)
             reporting.print_summary(name, sweep_id, runs, summary, sweep_dir, interrupted is not None)
