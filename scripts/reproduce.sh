@@ -15,7 +15,9 @@
 # hydra_plugins through its editable install, so edits there would reach the pinned sweep; and never swap
 # a venv under a running sweep (Hydra reads its config files from the venv's paths at every job).
 # JOBS (default 2) runs at a time, one torch thread each; after each sweep the run record under
-# results/runs/ of the clone is exported again (make record); copy it to your checkout and commit.
+# results/runs/ of the clone is exported again (make record), after the paper_code runs got their 2022
+# row-group and NaN-lottery metrics from their checkpoints (python -m kdkge.backfill_2022; skips runs
+# that have them); copy the record to your checkout and commit.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${JOBS:-2}
@@ -29,6 +31,7 @@ for step in $STEPS; do
     [ "$what" != "$protocol" ] && loss="loss=${what#*,}"
     echo "== $(date -u +%FT%TZ) protocol=$protocol $loss sweep=$sweep"
     make sweep SWEEP="$sweep" JOBS="$JOBS" ARGS="protocol=$protocol $loss progress=false ${EXTRA:-}"
+    [ "$protocol" = paper_code ] && { .venv/bin/python -m kdkge.backfill_2022 || echo "warning: could not backfill the 2022 metrics"; }
     make record || echo "warning: could not export the run record"
 done
 echo "== $(date -u +%FT%TZ) done"
