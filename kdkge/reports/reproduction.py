@@ -124,7 +124,23 @@ def _claims(number: int, tables: dict[Variant, Table], frames: dict, paper_frame
     return lines
 
 
-def table_section(number: int, tables: dict[Variant, Table], frames: dict, paper_frame: pd.DataFrame) -> list[str]:
+def seed_sigmas(pool: RunPool, paper: pd.DataFrame) -> dict[Variant, dict[tuple[str, str], float]]:
+    """Per compared column, (dataset, model) → the sample std of test MRR over the seeds of Table 2's
+    configuration (≥ 2 seeds; :func:`kdkge.reports.seeds.table2_seeds`)."""
+    from .seeds import table2_seeds
+
+    out: dict[Variant, dict[tuple[str, str], float]] = {}
+    for v in OURS:
+        cells, _ = table2_seeds(pool.of(v), paper, v)
+        if cells.empty:
+            continue
+        rows = cells[(cells["split"] == "test") & (cells["n"] >= 2)].dropna(subset=["mrr_std"])
+        out[v] = {(r.dataset, r.model): float(r.mrr_std) for r in rows.itertuples()}
+    return out
+
+
+def table_section(number: int, tables: dict[Variant, Table], frames: dict, paper_frame: pd.DataFrame,
+                  sigmas: dict | None = None) -> list[str]:
     ref = tables[PAPER_TEXT]
     lines = ["", f"## Table {number}. {ref.title}", "",
              f"- paper_code: {_counts(tables[PAPER_CODE])} on the 2022 split ({_counts(tables[PAPER_CODE_CLEAN]).split(', ')[1]} "
@@ -132,7 +148,7 @@ def table_section(number: int, tables: dict[Variant, Table], frames: dict, paper
              f"- paper_text: {_counts(ref)}; our table: [`table{number}.md`](table{number}.md) "
              f"([LaTeX](table{number}.tex), [CSV](table{number}.csv)).", ""]
     lines += comparison_table(tables)
-    lines += render_agreement(tables)
+    lines += render_agreement(tables, sigmas)
     for v in OURS:
         sizes = render_sizes(tables[v])
         if sizes:
@@ -209,10 +225,11 @@ def render_reproduction(tables: dict[Variant, dict[int, Table]], skipped: dict[i
         lines += ["", "## Tables without runs", ""] + [f"- Table {n}: {msg}" for n, msg in skipped.items()]
     frames = {v: cells_frame(tables[v]) for v in OURS}
     paper_frame = paper.assign(n_avg=None)
+    sigmas = seed_sigmas(pool, paper)
     for n in tables[PAPER_TEXT]:
         if n in skipped:
             continue
-        lines += table_section(n, {v: tables[v][n] for v in OURS}, frames, paper_frame)
+        lines += table_section(n, {v: tables[v][n] for v in OURS}, frames, paper_frame, sigmas)
     lines += [""] + render_ablation(pool, paper)
     lines += [""] + render_row_groups(pool, paper)
     lines += [""] + render_lottery(pool, paper)

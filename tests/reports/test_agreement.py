@@ -28,6 +28,12 @@ def test_agreement_equals_direct_formulas():
     assert CLOSE == 0.05
 
 
+def test_within_the_seed_spread_counts_cells_with_a_sigma_only():
+    a = agreement([(0.5, 0.6, 0.05), (0.5, 0.61, 0.05), (0.5, 0.2, 0.2), (0.5, 0.9), (0.5, 0.5, float("nan"))])
+    assert a.in_spread == (2, 3)  # |Δ| .10 ≤ 2·.05 in (boundary), .11 > .10 out, .30 ≤ .40 in; no σ / NaN σ: not judged
+    assert agreement([(0.5, 0.6)]).in_spread is None
+
+
 def test_agreement_odd_count_small_sets_and_constants():
     a = agreement([(0.1, 0.2), (0.2, 0.2), (0.3, 0.0), (0.4, 0.5), (0.5, 0.5)])
     assert a.median_abs_delta == pytest.approx(0.1)  # |Δ|: .1 0 .3 .1 0 → sorted 0 0 .1 .1 .3
@@ -50,13 +56,19 @@ def _table(variant):
 
 def test_pairs_take_run_rows_with_both_numbers_only():
     table = _table(PAPER_CODE)
-    assert mrr_pairs(table, "umls") == [(0.5, 0.4), (0.3, 0.35)]
-    assert mrr_pairs(table, "kinship") == [(0.6, 0.6)]
+    assert mrr_pairs(table, "umls") == [(0.5, 0.4, None), (0.3, 0.35, None)]
+    assert mrr_pairs(table, "kinship") == [(0.6, 0.6, None)]
+    assert mrr_pairs(table, "umls", {"kd_distmult": 0.03}) == [(0.5, 0.4, None), (0.3, 0.35, 0.03)]
 
 
 def test_render_lists_each_variant_and_dataset_with_cells():
     lines = render_agreement({PAPER_CODE: _table(PAPER_CODE), PAPER_TEXT: Table(2, "t", 0.0, [], variant=PAPER_TEXT)})
     rows = [line for line in lines if line.startswith("| paper_")]
-    assert rows == ["| paper_code, 2022 split | UMLS | 2 | −.025 | .075 | 50 % | — |",
-                    "| paper_code, 2022 split | KINSHIP | 1 | +.000 | .000 | 100 % | — |"]
+    assert rows == ["| paper_code, 2022 split | UMLS | 2 | −.025 | .075 | 50 % | — | — |",
+                    "| paper_code, 2022 split | KINSHIP | 1 | +.000 | .000 | 100 % | — | — |"]
+    # σ per (dataset, model): UMLS distmult .04 (|Δ| .10 > .08: out), kd_distmult .03 (|Δ| .05 ≤ .06: in)
+    sigmas = {PAPER_CODE: {("umls", "distmult"): 0.04, ("umls", "kd_distmult"): 0.03, ("kinship", "kd_distmult"): 0.5}}
+    rows = [line for line in render_agreement({PAPER_CODE: _table(PAPER_CODE)}, sigmas) if line.startswith("| paper_")]
+    assert rows == ["| paper_code, 2022 split | UMLS | 2 | −.025 | .075 | 50 % | 1 of 2 | — |",
+                    "| paper_code, 2022 split | KINSHIP | 1 | +.000 | .000 | 100 % | — | — |"]  # no σ for its distmult
     assert render_agreement({PAPER_TEXT: Table(2, "t", 0.0, [], variant=PAPER_TEXT)}) == []
