@@ -1,6 +1,6 @@
 """Fault injection: kill a small sweep with SIGKILL at random moments, relaunch, check nothing is lost.
 
-    .venv/bin/python scripts/fault_injection.py [--kills 5] [--seed 0] [--store DIR] [--models M,M] [--dims D,D]
+    .venv/bin/python scripts/fault_injection.py [--kills 5] [--seed 0] [--store DIR] [--models M,M] [--dims D,D] [--epochs 400]
 
 Each round launches the same sweep (by default 9 configurations on NATIONS: 3 models × d = 4, 16,
 36; 400 epochs each, training state every 5 epochs), kills the whole process group after a random 4–20 s, and launches again; a last
@@ -26,12 +26,13 @@ sys.path.insert(0, str(ROOT))
 from kdkge.parent_runs import without_parents  # noqa: E402
 from kdkge.tracking import find_runs  # noqa: E402
 
-SWEEP = ["train.py", "-m", "dataset=nations", "epochs=400", "batch_size=256", "threads=1", "progress=false",
+SWEEP = ["train.py", "-m", "dataset=nations", "batch_size=256", "threads=1", "progress=false",
          "eval_every=0", "checkpoint=false", "checkpoint_every=5"]
 MODELS, DIMS = "distmult,kd_rel_distmult,kd_distmult", "4,16,36"
 
 
 def launch(uri: str, grid: list[str], extra=(), kill_after: float | None = None) -> str:
+    """Run the sweep ``grid`` against ``uri``; with ``kill_after`` SIGKILL its process group then."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     proc = subprocess.Popen([sys.executable, *SWEEP, *grid, *extra], cwd=ROOT, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -53,8 +54,9 @@ def main() -> int:
     parser.add_argument("--store", default=None, help="folder for the two MLflow stores (default: a temporary one)")
     parser.add_argument("--models", default=MODELS, help=f"the sweep's models (default: {MODELS})")
     parser.add_argument("--dims", default=DIMS, help=f"the sweep's sizes (default: {DIMS}; KD-DistMult needs squares)")
+    parser.add_argument("--epochs", type=int, default=400, help="epochs per run (default: 400)")
     args = parser.parse_args()
-    grid = [f"model={args.models}", f"dim={args.dims}"]
+    grid = [f"model={args.models}", f"dim={args.dims}", f"epochs={args.epochs}"]
     folder = Path(args.store or tempfile.mkdtemp(prefix="kdkge-faults-"))
     folder.mkdir(parents=True, exist_ok=True)
     uri, reference_uri = f"sqlite:///{folder}/faults.db", f"sqlite:///{folder}/reference.db"

@@ -336,10 +336,7 @@ def test_ctrl_c_that_surfaces_as_another_error_still_ends_the_sweep_as_interrupt
     runs = without_parents(find_runs(store, "kdkge-nations"))
     assert list(runs["status"]) == ["FINISHED"]
     assert find_runs(store, "kdkge-nations")["status"].isin(["FINISHED", "KILLED"]).all()  # the parent run is closed
-    second = train_py(*args, f"hydra.sweep.dir={tmp_path / 'second'}", store=store)  # the relaunch resumes
-    assert second.returncode == 0, second.stderr[-2000:]
-    counts = summary_of(tmp_path / "second")["counts"]
-    assert (counts["skipped"], counts["finished"], counts["failed"]) == (1, 1, 0)
+    # (that a relaunch then trains only what is missing: test_interrupted_sweep_relaunched_runs_only_what_is_missing)
 
 
 @pytest.mark.slow
