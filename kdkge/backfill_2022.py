@@ -19,6 +19,7 @@ from .experiment import prepare_data
 from .mlflow_store import resolve_tracking_uri
 from .paths import experiment_name
 from .lottery_2022 import nan_lottery
+from .schema import PAPER_TEST_LOTTERY_MEAN
 from .split_2022 import GROUPS, breakdown
 from .store import RunStore
 
@@ -37,7 +38,7 @@ def backfill(uri: str | None, experiments: list[str], force: bool = False) -> in
         runs = runs[(runs["status"] == "FINISHED") & (runs["tags.protocol"] == "paper_code")]
         for _, run in runs.iterrows():
             groups = force or math.isnan(run.get("metrics.paper_test_true_mrr", float("nan")))
-            lottery = force or math.isnan(run.get("metrics.paper_test_nan_lottery_mrr_mean", float("nan")))
+            lottery = force or math.isnan(run.get(f"metrics.{PAPER_TEST_LOTTERY_MEAN}", float("nan")))
             if not (groups or lottery):
                 continue
             try:

@@ -25,7 +25,8 @@ from __future__ import annotations
 import torch
 
 from .evaluation import RankingTask, sorted_position_ranks
-from .schema import PAPER_TEST_LOTTERY_QUANTILES, lottery_quantile_metric
+from .schema import (PAPER_TEST_LOTTERY_DRAWS, PAPER_TEST_LOTTERY_MAX, PAPER_TEST_LOTTERY_MEAN, PAPER_TEST_LOTTERY_QUANTILES,
+                     lottery_quantile_metric)
 from .models.base import xavier_std
 from .split_2022 import PaperTest
 
@@ -106,9 +107,8 @@ def nan_lottery(model, kg, draws: int = DRAWS, seed: int = SEED) -> list[dict[st
     out = []
     for k in range(mrr.shape[1]):
         column = mrr[:, k]
-        metrics = {"paper_test_nan_lottery_mrr_mean": float(column.mean()),
-                   "paper_test_nan_lottery_mrr_max": float(column.max()),
-                   "paper_test_nan_lottery_draws": float(len(column))}
+        metrics = {PAPER_TEST_LOTTERY_MEAN: float(column.mean()), PAPER_TEST_LOTTERY_MAX: float(column.max()),
+                   PAPER_TEST_LOTTERY_DRAWS: float(len(column))}
         for p, value in zip(PAPER_TEST_LOTTERY_QUANTILES, torch.quantile(column, q).tolist()):
             metrics[lottery_quantile_metric(p)] = value
         out.append(metrics)

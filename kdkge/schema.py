@@ -54,9 +54,12 @@ def lottery_quantile_metric(p: int) -> str:
     return f"paper_test_nan_lottery_mrr_q{p:02d}"
 
 
-PAPER_TEST_LOTTERY_METRICS = ("paper_test_nan_lottery_mrr_mean",) \
+PAPER_TEST_LOTTERY_MEAN = "paper_test_nan_lottery_mrr_mean"
+PAPER_TEST_LOTTERY_MAX = "paper_test_nan_lottery_mrr_max"
+PAPER_TEST_LOTTERY_DRAWS = "paper_test_nan_lottery_draws"
+PAPER_TEST_LOTTERY_METRICS = (PAPER_TEST_LOTTERY_MEAN,) \
     + tuple(lottery_quantile_metric(p) for p in PAPER_TEST_LOTTERY_QUANTILES) \
-    + ("paper_test_nan_lottery_mrr_max", "paper_test_nan_lottery_draws")
+    + (PAPER_TEST_LOTTERY_MAX, PAPER_TEST_LOTTERY_DRAWS)
 
 #: flat name → grouped copy, logged at the same steps (see the module docstring).
 GROUPED_METRICS = {

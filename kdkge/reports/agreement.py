@@ -16,11 +16,12 @@ run each, seed 1; averages and "on training set" rows left out), with ``Δ_i = o
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .common import PAPER_CODE, PAPER_CODE_CLEAN, PAPER_TEXT, Variant
+from .common import EM_DASH, PAPER_CODE, PAPER_CODE_CLEAN, PAPER_TEXT, Variant, fmt_metric, fmt_signed
 from .paper import DATASET_LABELS, DATASETS
 from .tables import Table
 
@@ -61,13 +62,12 @@ def agreement(pairs: Sequence[tuple]) -> Agreement | None:
     ours = [p.ours for p in pairs]
     deltas = [p.ours - p.paper for p in pairs]
     judged = [abs(p.ours - p.paper) <= 2 * p.sigma + 1e-12 for p in pairs if p.sigma is not None and not math.isnan(p.sigma)]
-    absolute = sorted(abs(d) for d in deltas)
+    absolute = [abs(d) for d in deltas]
     n = len(pairs)
-    median = absolute[n // 2] if n % 2 else (absolute[n // 2 - 1] + absolute[n // 2]) / 2
     rho = None
     if n >= MIN_RANKED and len(set(paper)) > 1 and len(set(ours)) > 1:
         rho = float(spearmanr(paper, ours).statistic)
-    return Agreement(n, sum(deltas) / n, median, sum(a <= CLOSE + 1e-12 for a in absolute) / n,
+    return Agreement(n, sum(deltas) / n, statistics.median(absolute), sum(a <= CLOSE + 1e-12 for a in absolute) / n,
                      None if rho is None or math.isnan(rho) else rho, (sum(judged), len(judged)) if judged else None)
 
 
@@ -86,17 +86,10 @@ def mrr_pairs(table: Table, dataset: str, sigma: Mapping[str, float] | None = No
     return out
 
 
-def _short(x: float, digits: int, sign: bool = False) -> str:
-    """``+.021`` / ``.051`` / ``−.29``: the tables' style (no leading zero)."""
-    text = f"{x:{'+' if sign else ''}.{digits}f}".replace("0.", ".", 1)
-    return text.replace("-", "−")
-
-
 def _fmt(a: Agreement) -> list[str]:
-    rho = "—" if a.spearman is None else _short(a.spearman, 2, sign=True)
-    spread = "—" if a.in_spread is None else f"{a.in_spread[0]} of {a.in_spread[1]}"
-    return [str(a.n), _short(a.mean_delta, 3, sign=True), _short(a.median_abs_delta, 3), f"{100 * a.share_close:.0f} %",
-            spread, rho]
+    rho = EM_DASH if a.spearman is None else f"{a.spearman:+.2f}".replace("0.", ".", 1)  # two decimals, the paper's style
+    spread = EM_DASH if a.in_spread is None else f"{a.in_spread[0]} of {a.in_spread[1]}"
+    return [str(a.n), fmt_signed(a.mean_delta), fmt_metric(a.median_abs_delta), f"{100 * a.share_close:.0f} %", spread, rho]
 
 
 def render_agreement(tables: dict[Variant, Table], sigmas: Mapping[Variant, Mapping[tuple[str, str], float]] | None = None
@@ -116,7 +109,7 @@ def render_agreement(tables: dict[Variant, Table], sigmas: Mapping[Variant, Mapp
     if not lines:
         return []
     return ["", f"Agreement with the paper, test MRR of the cells with a run (seed 1 each; averages and training-set "
-                f"rows left out): Δ = ours − paper; close: |Δ| ≤ {_short(CLOSE, 2)}; ρ: Spearman's rank correlation of "
+                f"rows left out): Δ = ours − paper; close: |Δ| ≤ {fmt_metric(CLOSE)}; ρ: Spearman's rank correlation of "
                 f"ours with the paper's over the cells (— below {MIN_RANKED} cells); within 2σ: cells with |Δ| ≤ twice "
                 f"our seed standard deviation σ of the same model and dataset (Table 2's size, seeds 1–5, same protocol "
                 f"and split; a proxy, the spread at each cell's own size is not measured) (`kdkge/reports/agreement.py`).",

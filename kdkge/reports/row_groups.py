@@ -17,7 +17,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..lottery_2022 import DRAWS
-from ..schema import PAPER_TEST_LOTTERY_QUANTILES, lottery_quantile_metric
+from ..schema import PAPER_TEST_LOTTERY_MAX, PAPER_TEST_LOTTERY_MEAN, PAPER_TEST_LOTTERY_QUANTILES, lottery_quantile_metric
 from .ablation import Condition, seed_frame, values
 from .common import EM_DASH, fmt_metric, fmt_pm
 from .paper import DATASET_LABELS, DATASETS, MODEL_LABELS, MODELS
@@ -105,13 +105,10 @@ def render_row_groups(pool: RunPool, paper: pd.DataFrame) -> list[str]:
     return lines
 
 
-LOTTERY_MAX = "paper_test_nan_lottery_mrr_max"
-
-
 def _band(value: float, run: pd.Series) -> str:
     """Where ``value`` lies in one run's lottery: ``q90–q95``, ``> max`` …"""
     cuts = [(f"q{p:02d}", run[lottery_quantile_metric(p)]) for p in PAPER_TEST_LOTTERY_QUANTILES]
-    cuts.append(("max", run[LOTTERY_MAX]))
+    cuts.append(("max", run[PAPER_TEST_LOTTERY_MAX]))
     if value <= cuts[0][1]:
         return f"≤ {cuts[0][0]}"
     for (lo, lo_v), (hi, hi_v) in zip(cuts, cuts[1:]):
@@ -133,10 +130,10 @@ def render_lottery(pool: RunPool, paper: pd.DataFrame) -> list[str]:
              "", "| configuration | seeds | NaN-row MRR drawn: q05 / q50 / q95 / max | 2022 MRR at q50 / q95 / max "
              "| the paper | NaN-row MRR needed | where it lies, per seed |",
              "|---|---:|---:|---:|---:|---:|---|"]
-    if frame.empty or frame.get("paper_test_nan_lottery_mrr_mean", pd.Series(dtype=float)).isna().all():
+    if frame.empty or frame.get(PAPER_TEST_LOTTERY_MEAN, pd.Series(dtype=float)).isna().all():
         return lines + ["| no run has the lottery metrics yet (`python -m kdkge.backfill_2022`) | | | | | | |"]
     cols = [lottery_quantile_metric(p) for p in PAPER_TEST_LOTTERY_QUANTILES] \
-        + [LOTTERY_MAX, "paper_test_true_mrr", "paper_test_inverse_mrr"]
+        + [PAPER_TEST_LOTTERY_MAX, "paper_test_true_mrr", "paper_test_inverse_mrr"]
     q05, q50, q95 = (lottery_quantile_metric(p) for p in (5, 50, 95))
     for ds in DATASETS:
         sizes = group_sizes(ds)
@@ -146,8 +143,8 @@ def render_lottery(pool: RunPool, paper: pd.DataFrame) -> list[str]:
             if runs.empty:
                 continue
             true, inverse = runs["paper_test_true_mrr"], runs["paper_test_inverse_mrr"]
-            at = " / ".join(fmt_metric(_with_nan_rows(sizes, true, inverse, runs[c]).mean()) for c in (q50, q95, LOTTERY_MAX))
-            drawn = " / ".join(fmt_metric(runs[c].mean()) for c in (q05, q50, q95, LOTTERY_MAX))
+            at = " / ".join(fmt_metric(_with_nan_rows(sizes, true, inverse, runs[c]).mean()) for c in (q50, q95, PAPER_TEST_LOTTERY_MAX))
+            drawn = " / ".join(fmt_metric(runs[c].mean()) for c in (q05, q50, q95, PAPER_TEST_LOTTERY_MAX))
             paper_mrr = _paper_mrr(paper, ds, m)
             needed, where = EM_DASH, EM_DASH
             if paper_mrr is not None:

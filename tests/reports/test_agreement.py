@@ -64,11 +64,11 @@ def test_pairs_take_run_rows_with_both_numbers_only():
 def test_render_lists_each_variant_and_dataset_with_cells():
     lines = render_agreement({PAPER_CODE: _table(PAPER_CODE), PAPER_TEXT: Table(2, "t", 0.0, [], variant=PAPER_TEXT)})
     rows = [line for line in lines if line.startswith("| paper_")]
-    assert rows == ["| paper_code, 2022 split | UMLS | 2 | −.025 | .075 | 50 % | — | — |",
-                    "| paper_code, 2022 split | KINSHIP | 1 | +.000 | .000 | 100 % | — | — |"]
+    assert rows == ["| paper_code, 2022 split | UMLS | 2 | -.025 | .075 | 50 % | — | — |",
+                    "| paper_code, 2022 split | KINSHIP | 1 | ±.000 | .000 | 100 % | — | — |"]
     # σ per (dataset, model): UMLS distmult .04 (|Δ| .10 > .08: out), kd_distmult .03 (|Δ| .05 ≤ .06: in)
     sigmas = {PAPER_CODE: {("umls", "distmult"): 0.04, ("umls", "kd_distmult"): 0.03, ("kinship", "kd_distmult"): 0.5}}
     rows = [line for line in render_agreement({PAPER_CODE: _table(PAPER_CODE)}, sigmas) if line.startswith("| paper_")]
-    assert rows == ["| paper_code, 2022 split | UMLS | 2 | −.025 | .075 | 50 % | 1 of 2 | — |",
-                    "| paper_code, 2022 split | KINSHIP | 1 | +.000 | .000 | 100 % | — | — |"]  # no σ for its distmult
+    assert rows == ["| paper_code, 2022 split | UMLS | 2 | -.025 | .075 | 50 % | 1 of 2 | — |",
+                    "| paper_code, 2022 split | KINSHIP | 1 | ±.000 | .000 | 100 % | — | — |"]  # no σ for its distmult
     assert render_agreement({PAPER_TEXT: Table(2, "t", 0.0, [], variant=PAPER_TEXT)}) == []
