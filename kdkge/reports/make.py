@@ -188,7 +188,7 @@ def plan_outputs(pool: RunPool, paper: pd.DataFrame, selection: str, numbers: Se
     see_also = [name for name in ("equal_budget.md", "pareto.md") if plan.get(out / name) is not None]
     plan[out / "REPRODUCTION.md"] = render_reproduction(
         by_variant, skipped, pool, paper, selection=selection, experiments=experiments, command=command,
-        commit=_git_commit(), see_also=see_also).encode("utf-8")
+        see_also=see_also).encode("utf-8")
     return plan, report
 
 

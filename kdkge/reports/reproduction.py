@@ -169,6 +169,17 @@ def _kinds_line(pool: RunPool, used: dict[Variant, set]) -> str:
     return "- FINISHED runs per protocol and loss (newest per config hash): " + "; ".join(parts) + "."
 
 
+def _code_line(pool: RunPool) -> str:
+    """The code commits that made the runs read (their ``git_commit`` tags), most runs first.
+
+    Read from the runs, not from the checkout, so that the same runs give the same file at any commit."""
+    runs = pool.runs
+    commits = runs["code_commit"].replace("", "unknown").value_counts() if not runs.empty else pd.Series(dtype=int)
+    order = sorted(commits.items(), key=lambda kv: (-kv[1], kv[0]))
+    listed = ", ".join(f"`{c}` ({n})" for c, n in order) or "none"
+    return f"- Code that made these runs (their `git_commit` tags; runs per commit): {listed}"
+
+
 def _deviation_lines(used_cells: dict[Variant, dict]) -> list[str]:
     lines = []
     for v, cells in used_cells.items():
@@ -183,7 +194,7 @@ def _deviation_lines(used_cells: dict[Variant, dict]) -> list[str]:
 
 def render_reproduction(tables: dict[Variant, dict[int, Table]], skipped: dict[int, str], pool: RunPool,
                         paper: pd.DataFrame, *, selection: str, experiments: Sequence[str], command: str,
-                        commit: str | None, see_also: Sequence[str] = ()) -> str:
+                        see_also: Sequence[str] = ()) -> str:
     """REPRODUCTION.md from the tables of every variant in :data:`OURS` (built with the same numbers).
 
     ``see_also``: other reports written beside it (file names), linked from the header."""
@@ -198,7 +209,8 @@ def render_reproduction(tables: dict[Variant, dict[int, Table]], skipped: dict[i
         "runs on the **clean** test split (`test_*`, \"code clean\") | ours under protocol **paper_text** (the paper's "
         "text: BCE of Eq. 2, clean split, \"text\").", "",
         f"- Command: `{command}`",
-        f"- Experiments: {', '.join(f'`{e}`' for e in experiments)}; code: `{commit or 'unknown'}`",
+        f"- Experiments: {', '.join(f'`{e}`' for e in experiments)}",
+        _code_line(pool),
         f"- FINISHED runs read: {pool.n_fetched - pool.n_not_finished} (runs not FINISHED are ignored; the run record "
         f"holds none; `make tables` prints how many the store has); without model/dataset/dim tags (ignored): "
         f"{pool.n_untagged}; older duplicates with the same config_hash (ignored, newest used): "

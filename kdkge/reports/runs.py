@@ -116,7 +116,7 @@ CALIBRATION_KEYS = ("ece", "brier", "top1_ece")
 CALIBRATION_COLUMNS = [f"{s}_{k}" for s in ("valid", "test") for k in CALIBRATION_KEYS]
 RUN_COLUMNS = (
     ["run_id", "store_run_id", "experiment", "start_time", "model", "variant", "dataset", "calibration", "alpha",
-     "noise", "dim", "seed", "epochs", "lr", "batch_size", "strategy", "protocol", "loss", "config_hash", "params",
+     "noise", "dim", "seed", "epochs", "lr", "batch_size", "strategy", "protocol", "loss", "config_hash", "code_commit", "params",
      "wall_time_s"]
     + [metric_key(s, m) for s in METRIC_SPLITS for m in METRICS] + BEST_COLUMNS + CALIBRATION_COLUMNS
     + list(PAPER_TEST_GROUP_METRICS) + list(PAPER_TEST_LOTTERY_METRICS) + ["superseded", "deviations"]
@@ -147,6 +147,7 @@ def _typed(finished: pd.DataFrame) -> pd.DataFrame:
         "protocol": _text(tag("protocol"), UNTAGGED_PROTOCOL),
         "loss": _text(tag("loss"), UNTAGGED_LOSS),
         "config_hash": tag("config_hash").astype(object).fillna(""),
+        "code_commit": _text(tag("git_commit"), "").str.slice(0, 7),  # the code that made the run (short hash)
         "params": metric("num_parameters"),
         "wall_time_s": metric("wall_time_s"),
         **{metric_key(s, m): metric(metric_key(s, m)) for s in METRIC_SPLITS for m in METRICS},

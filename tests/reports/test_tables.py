@@ -229,7 +229,10 @@ def test_latex_and_csv(pool, paper):
 # --------------------------------------------------------------------------- #
 
 
-def test_make_tables_writes_everything_and_logs_to_mlflow(store, tmp_path, capsys):
+def test_make_tables_writes_everything_and_logs_to_mlflow(store, tmp_path, capsys, monkeypatch):
+    from kdkge.reports import make
+
+    monkeypatch.setattr(make, "_git_commit", lambda: "a1b2c3d")  # the checkout's HEAD (logged with the tables run)
     out = tmp_path / "results"
     (out).mkdir()
     (out / "table4.md").write_text("stale")
@@ -244,6 +247,10 @@ def test_make_tables_writes_everything_and_logs_to_mlflow(store, tmp_path, capsy
     rep = (out / "REPRODUCTION.md").read_text()
     assert "Table 4: no FINISHED runs" in rep
     assert "## Runs NOT at the paper's settings" in rep and "epochs=5" in rep
+    # it names the code that made its runs (their git_commit tags: "test" for the 12 FINISHED, newest-per-hash
+    # runs of the store), never the checkout's HEAD, so a fresh clone at a later commit rebuilds the same bytes
+    assert "- Code that made these runs (their `git_commit` tags; runs per commit): `test` (12)" in rep.splitlines()
+    assert "a1b2c3d" not in rep
     # paper | code 2022 | code clean | text for a cell: KD-DistMult KINSHIP, |Θ| 3,200 (paper) vs 3,160 (ours)
     line = next(l for l in rep.splitlines() if l.startswith("| KD-DistMult | KINSHIP | 400 |"))
     assert cells(line)[3:10] == ["3,200", T.EM_DASH, "3,160", ".599", T.EM_DASH, T.EM_DASH, ".599"]
@@ -524,3 +531,4 @@ def test_filled_cells_of_results_files():
     assert filled_cells(Path("t.csv"), b"a,b,c\n1,,x\n") == 2
     assert filled_cells(Path("t.tex"), b"% 1 & 2 \\\\\nDistMult & 289 & --- & .5 \\\\\n") == 2
     assert filled_cells(Path("t.png"), b"\x89PNG") == 1 and filled_cells(Path("t.md"), None) == 0
+
