@@ -20,6 +20,7 @@ configuration, the evidence for where the rest goes.
 from __future__ import annotations
 
 import math
+import resource
 import statistics
 import time
 
@@ -127,9 +128,14 @@ def measure(model_name: str, strategy: str, rounds: int = 5, epochs: int = 5, wa
     if strategy == "negsamp":
         floor.epoch(dense=False)
     epoch_times, floor_times = [], []
+    faults = system = 0.0  # minor page faults and system CPU seconds of the training epochs (getrusage)
     for _ in range(rounds):
         stamps = [time.process_time()]
+        before = resource.getrusage(resource.RUSAGE_SELF)
         setup.train(epochs, on_epoch=lambda: stamps.append(time.process_time()))
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        faults += after.ru_minflt - before.ru_minflt
+        system += after.ru_stime - before.ru_stime
         epoch_times.append(statistics.median(b - a for a, b in zip(stamps, stamps[1:])))
         samples = []
         for _ in range(epochs):
@@ -145,7 +151,8 @@ def measure(model_name: str, strategy: str, rounds: int = 5, epochs: int = 5, wa
     epoch, low = statistics.median(epoch_times), statistics.median(floor_times)
     return {"model": model_name, "dim": setup.spec.dim, "strategy": strategy, "loss": setup.spec.loss,
             "batches": len(floor.data), "score_rows": sum(x[0].shape[0] for x in floor.data),
-            "epoch_ms": epoch * 1000, "floor_ms": low * 1000, "ratio": epoch / low if low else math.inf}
+            "epoch_ms": epoch * 1000, "floor_ms": low * 1000, "ratio": epoch / low if low else math.inf,
+            "minor_faults_per_epoch": faults / (rounds * epochs), "system_ms_per_epoch": system * 1000 / (rounds * epochs)}
 
 
 def profile_epoch(model_name: str, strategy: str, epochs: int = 5, top: int = 12, **kwargs) -> str:
@@ -192,23 +199,29 @@ def bench_fused_norm(rows: int = 1024, widths=(289, 16), repeats: int = 7, inner
 
 
 def bench_malloc(model_name: str = "distmult", strategy: str = "1vsall", rounds: int = 3) -> dict:
-    """Epoch time with and without :mod:`kdkge.malloc`'s tuning, alternating fresh processes (the
-    setting is per process), each timing ``measure(..., rounds=2, epochs=4)``."""
+    """Epoch time, minor page faults and system CPU time per epoch with and without :mod:`kdkge.malloc`'s
+    tuning, alternating fresh processes (the setting is per process), each ``measure(..., rounds=2, epochs=4)``;
+    medians over ``rounds``."""
     import json
     import os
     import subprocess
     import sys
 
-    times = {"0": [], "1": []}
+    keys = ("epoch_ms", "minor_faults_per_epoch", "system_ms_per_epoch")
+    seen = {flag: {k: [] for k in keys} for flag in ("0", "1")}
     for _ in range(rounds):
         for flag in ("0", "1"):
             env = dict(os.environ, KDKGE_MALLOC_TUNE=flag, OMP_NUM_THREADS="1")
             done = subprocess.run([sys.executable, "-m", "kdkge.bench_floor", "measure", model_name, strategy],
                                   capture_output=True, text=True, env=env, check=True)
-            times[flag].append(json.loads(done.stdout.strip().splitlines()[-1])["epoch_ms"])
-    off, on = statistics.median(times["0"]), statistics.median(times["1"])
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            for k in keys:
+                seen[flag][k].append(result[k])
+    off, on = (statistics.median(seen[flag]["epoch_ms"]) for flag in ("0", "1"))
     return {"model": model_name, "strategy": strategy, "default_ms": off, "tuned_ms": on, "speedup": off / on,
-            "rounds_default_ms": times["0"], "rounds_tuned_ms": times["1"]}
+            "rounds_default_ms": seen["0"]["epoch_ms"], "rounds_tuned_ms": seen["1"]["epoch_ms"],
+            **{f"{k.replace('_per_epoch', '')}_{name}": statistics.median(seen[flag][k])
+               for k in keys[1:] for flag, name in (("0", "off"), ("1", "on"))}}
 
 
 def bench_floors(rounds: int = 5, epochs: int = 5, models=MODELS, strategies=STRATEGIES, log=print,

@@ -57,10 +57,14 @@ def floor_section(results: dict) -> list[str]:
                   "batch-norm kernels, so it does not pay on CPU and the models keep `nn.BatchNorm1d`.", ""]
     malloc = results.get("malloc")
     if malloc:
-        lines += [f"Lever measured side by side — glibc keeps freed step buffers (`kdkge/malloc.py`, opt-in with "
-                  f"`KDKGE_MALLOC_TUNE=1`; no numerical effect): {malloc['strategy']} {malloc['model']} epoch "
-                  f"{malloc['default_ms']:.1f} ms without, {malloc['tuned_ms']:.1f} ms with (**{malloc['speedup']:.2f}×**), "
-                  "fresh processes alternating.", ""]
+        counters = ""
+        if "minor_faults_on" in malloc:
+            counters = (f"; per epoch {malloc['minor_faults_off']:,.0f} minor page faults and {malloc['system_ms_off']:.1f} ms "
+                        f"of system CPU without, {malloc['minor_faults_on']:,.0f} and {malloc['system_ms_on']:.1f} ms with")
+        lines += [f"Lever measured side by side — glibc keeps freed step buffers (`kdkge/malloc.py`, on by default, "
+                  f"`KDKGE_MALLOC_TUNE=0` turns it off; no numerical effect): {malloc['strategy']} {malloc['model']} epoch "
+                  f"{malloc['default_ms']:.1f} ms without, {malloc['tuned_ms']:.1f} ms with (**{malloc['speedup']:.2f}×**)"
+                  f"{counters}; fresh processes alternating.", ""]
     profiled = [f for f in floors if f.get("profile")]
     if profiled:
         lines += ["Why the ratios above the goal stay there — `torch.profiler` over 3 training epochs, the top operators by "
