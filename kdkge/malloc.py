@@ -10,7 +10,7 @@ steps (buffers reused, not re-faulted).
 what it saves: on the 2-core AMD EPYC machine, a UMLS 1vsAll DistMult epoch (d = 289) took 5,000–6,400
 minor page faults and 14–22 ms of system CPU time without it, 19–88 faults and 0–1.4 ms with it
 (``getrusage`` around 10 epochs, fresh processes alternating; ``make bench`` prints the same figures).
-Wall-clock ratios on the shared machine were noisier (1.10× and 0.97× on an Intel Xeon, 0.98–1.25×
+Wall-clock ratios on the shared machine were noisier (1.10× and 0.97× on an Intel Xeon, 0.98–1.27×
 here); the faults and the kernel time they cost are not.
 
 Nothing numerical changes: the same kernels run on the same values, only the memory's origin

@@ -531,4 +531,3 @@ def test_filled_cells_of_results_files():
     assert filled_cells(Path("t.csv"), b"a,b,c\n1,,x\n") == 2
     assert filled_cells(Path("t.tex"), b"% 1 & 2 \\\\\nDistMult & 289 & --- & .5 \\\\\n") == 2
     assert filled_cells(Path("t.png"), b"\x89PNG") == 1 and filled_cells(Path("t.md"), None) == 0
-
