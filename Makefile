@@ -4,6 +4,7 @@
 #   PYTHON       interpreter used to create .venv            (default: python3)
 #   ARGS         extra arguments / Hydra overrides for train.py
 #   PYTEST_ARGS  extra arguments for pytest (e.g. "-k tracking -x")
+#   TEST_JOBS    test processes for `make test` (pytest-xdist; default: 2, CI's cores; 0 = one process)
 #   SWEEP        sweep file name under sweeps/ for `make sweep` (table2 ... table6, paper)
 #   DRY          `make sweep ... DRY=1` lists the runs and their count, trains nothing
 #   JOBS         `make sweep ... JOBS=2` runs 2 jobs at a time (hydra/launcher=joblib)
@@ -22,6 +23,7 @@ STAMP       := $(VENV)/.installed
 CHROMIUM    := /usr/bin/chromium
 ARGS        ?=
 PYTEST_ARGS ?=
+TEST_JOBS   ?= 2
 SWEEP       ?=
 DRY         ?=
 JOBS        ?=
@@ -76,7 +78,7 @@ run: install ## Train once: train.py with Hydra overrides from ARGS
 	$(PY) train.py $(ARGS)
 
 test: install browser ## Run all tests (incl. the browser test); extra pytest args in PYTEST_ARGS
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_JOBS) $(PYTEST_ARGS)
 
 # A sweep file sweeps/<SWEEP>.yaml launches the runs behind one paper table (README.md, "Many runs in one command: sweeps").
 # Finished runs are skipped, so re-running an interrupted sweep finishes what is missing.
