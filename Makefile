@@ -46,9 +46,9 @@ $(PY):
 
 # Re-installs only when pyproject.toml changes (or the stamp is missing).
 # torch is installed first and pinned: an unpinned torch pulls a multi-GB CUDA build.
-# pip compiles the packages' bytecode here, once (no --no-compile: where PYTHONDONTWRITEBYTECODE=1
-# is set, as on this development machine, Python never caches it and every test process would compile torch
-# anew; measured: `import torch, mlflow` 14.5 s CPU instead of 6.0 s, the whole CI run 27.6 min).
+# pip compiles the packages' bytecode here, once. Not --no-compile: where PYTHONDONTWRITEBYTECODE=1
+# is set (as on the development machine) Python then never caches it and every test process
+# compiles torch anew (`import torch, mlflow` 14.5 s CPU instead of 6.0 s; CI 27.6 min, measured).
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev,cluster]'
