@@ -192,6 +192,16 @@ def _deviation_lines(used_cells: dict[Variant, dict]) -> list[str]:
     return lines
 
 
+def job_wall_time(cells) -> tuple[float, int]:
+    """Wall seconds of the jobs that trained ``cells``' runs, and how many jobs: a stacked job trains
+    several runs at once and each of them logs the job's ``wall_time_s``, so a stack counts once."""
+    jobs: dict[str, float] = {}
+    for c in cells:
+        if c.wall_time_s:
+            jobs[c.stack_id or f"run:{c.run_id}"] = c.wall_time_s
+    return sum(jobs.values()), len(jobs)
+
+
 def render_reproduction(tables: dict[Variant, dict[int, Table]], skipped: dict[int, str], pool: RunPool,
                         paper: pd.DataFrame, *, selection: str, experiments: Sequence[str], command: str,
                         see_also: Sequence[str] = ()) -> str:
@@ -226,9 +236,10 @@ def render_reproduction(tables: dict[Variant, dict[int, Table]], skipped: dict[i
         lines.append("- The paper's parameter efficiency re-tested (issue 18): "
                      + ", ".join(f"[`{name}`]({name}) ({SEE_ALSO.get(name, 'see the file')})" for name in see_also) + ".")
     for v, cells in used_cells.items():
-        wall = sum(c.wall_time_s for c in cells.values() if c.wall_time_s)
+        wall, jobs = job_wall_time(cells.values())
         if wall:
-            lines.append(f"- Training wall time of the {v.protocol} runs used (sum of `wall_time_s`): {wall / 3600:.2f} h.")
+            lines.append(f"- Training wall time of the {v.protocol} runs used: {wall / 3600:.2f} h in {jobs} jobs (sum of "
+                         "their `wall_time_s`; the runs of a stacked job share its time and count once).")
     deviations = _deviation_lines(used_cells)
     lines += (["", "## Runs NOT at the paper's settings"] + deviations) if deviations else \
         ["", "All runs used are at the paper's settings (1000 epochs, lr 0.01, batch 1024, seed 1)."

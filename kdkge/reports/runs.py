@@ -117,7 +117,7 @@ CALIBRATION_COLUMNS = [f"{s}_{k}" for s in ("valid", "test") for k in CALIBRATIO
 RUN_COLUMNS = (
     ["run_id", "store_run_id", "experiment", "start_time", "model", "variant", "dataset", "calibration", "alpha",
      "noise", "dim", "seed", "epochs", "lr", "batch_size", "strategy", "protocol", "loss", "config_hash", "code_commit", "params",
-     "wall_time_s"]
+     "wall_time_s", "stack_id"]
     + [metric_key(s, m) for s in METRIC_SPLITS for m in METRICS] + BEST_COLUMNS + CALIBRATION_COLUMNS
     + list(PAPER_TEST_GROUP_METRICS) + list(PAPER_TEST_LOTTERY_METRICS) + ["superseded", "deviations"]
 )
@@ -150,6 +150,7 @@ def _typed(finished: pd.DataFrame) -> pd.DataFrame:
         "code_commit": _text(tag("git_commit"), "").str.slice(0, 7),  # the code that made the run (short hash)
         "params": metric("num_parameters"),
         "wall_time_s": metric("wall_time_s"),
+        "stack_id": _text(tag("stack_id"), ""),  # runs trained together in one job share it (and its wall time)
         **{metric_key(s, m): metric(metric_key(s, m)) for s in METRIC_SPLITS for m in METRICS},
         **{c: metric(c) for c in BEST_COLUMNS + CALIBRATION_COLUMNS},
         **{c: metric(c) for c in PAPER_TEST_GROUP_METRICS},

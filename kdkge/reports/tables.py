@@ -33,6 +33,7 @@ class Cell:
     superseded: int = 0  # older FINISHED runs with the same config hash
     alternatives: int = 0  # other runs that fit this cell (other config hashes)
     wall_time_s: float | None = None
+    stack_id: str = ""  # the job's, when the run was trained stacked with others ("" = a job of its own)
     n_avg: tuple[int, int] | None = None  # avg rows: (sizes present, sizes in the block)
     bold: set[str] = field(default_factory=set)
     paper: dict[str, float | None] = field(default_factory=dict)
@@ -138,6 +139,7 @@ def _cell(dataset: str, run: pd.Series | None, split: str, show_params: bool,
     cell.superseded = int(run["superseded"])
     cell.alternatives = alternatives
     cell.wall_time_s = None if pd.isna(run["wall_time_s"]) else float(run["wall_time_s"])
+    cell.stack_id = str(run["stack_id"] or "")
     return cell
 
 

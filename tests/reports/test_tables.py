@@ -531,3 +531,15 @@ def test_filled_cells_of_results_files():
     assert filled_cells(Path("t.csv"), b"a,b,c\n1,,x\n") == 2
     assert filled_cells(Path("t.tex"), b"% 1 & 2 \\\\\nDistMult & 289 & --- & .5 \\\\\n") == 2
     assert filled_cells(Path("t.png"), b"\x89PNG") == 1 and filled_cells(Path("t.md"), None) == 0
+
+
+def test_reproduction_counts_a_stacked_jobs_wall_time_once():
+    """The runs of a stacked job each log the job's wall time; the report's total counts it once."""
+    from kdkge.reports.reproduction import job_wall_time
+    from kdkge.reports.tables import Cell
+
+    stack = [Cell(dataset="umls", run_id=f"s{k}", wall_time_s=100.0, stack_id="abc") for k in range(5)]
+    alone = [Cell(dataset="umls", run_id="a", wall_time_s=30.0), Cell(dataset="umls", run_id="b", wall_time_s=20.0)]
+    untimed = [Cell(dataset="umls", run_id="c")]
+    assert job_wall_time(stack + alone + untimed) == (150.0, 3)
+    assert job_wall_time([]) == (0, 0)
