@@ -68,7 +68,8 @@ def floor_section(results: dict) -> list[str]:
     profiled = [f for f in floors if f.get("profile")]
     if profiled:
         lines += ["Why the ratios above the goal stay there — `torch.profiler` over 3 training epochs, the top operators by "
-                  "self CPU time (profiler overhead included):", ""]
+                  "self CPU time (profiler overhead included; torch.profiler times each operator by the wall clock, so on a busy "
+                  "machine its times include waiting for a core: the shares, not the absolute times, are the evidence):", ""]
         for f in profiled:
             lines += [f"**{f['strategy']} {f['model']} d={f['dim']}** (ratio {f['ratio']:.1f}×)", "", "```text",
                       *[l for l in f["profile"].splitlines() if l.strip()], "```", ""]
@@ -151,7 +152,7 @@ def _sweep_section(results: dict) -> list[str]:
             if "error" in real:
                 lines.append(f"- **failed** (exit {real['returncode']}): `{real['error']}`")
             else:
-                lines += [f"- measured: **{real['measured_cpu_s']:.1f} s** CPU ({real['measured_wall_s']:.0f} s wall on the loaded machine)",
+                lines += [f"- measured: **{real['measured_cpu_s']:.1f} s** CPU ({real['measured_wall_s']:.0f} s wall)",
                           f"- predicted by the extrapolation above (training, set-up, evaluations): {real['predicted_cpu_s']:.1f} s",
                           f"- imports of torch, MLflow, Hydra, matplotlib, kdkge by the launcher and its {real['workers']} workers: "
                           f"{real['fixed_cpu_s']:.1f} s (once per sweep)",
@@ -166,13 +167,17 @@ def _sweep_section(results: dict) -> list[str]:
     return lines
 
 
+INTRO = ("All figures are medians over repeats with the compared variants interleaved (the machine may be shared and "
+         "noisy). The load averages above say how busy it was: where they exceed the core count, other processes "
+         "competed for the cores and their caches, so ratios measured side by side hold while absolute times (and the "
+         "sweep estimate built from them) are those of a loaded machine. The bench's own parallel parts (the sweep's "
+         "timings, the real subset) run 2 processes.")
+
+
 def write_report(path: Path, command: str, machine: dict, results: dict, elapsed: float) -> str:
     lines = ["# Benchmarks", "", f"Command: `{command}` — took {fmt_s(elapsed)}; written {time.strftime('%Y-%m-%d %H:%M %Z')}.", ""]
     lines += ["## Machine", ""] + [f"- {k}: {v}" for k, v in machine.items()] + [f"- load average at the end: {load_average()}", ""]
-    lines += ["All figures are medians over repeats with the compared variants interleaved (the machine is shared and noisy). "
-              "A load average above the core count means other processes (here: a 2-job training sweep and other test runs) "
-              "competed for the cores and their caches throughout: ratios measured side by side hold, absolute times "
-              "(and the sweep estimate built from them) are those of a loaded machine.", ""]
+    lines += [INTRO, ""]
     lines += _frameworks_section(results)
     lines += floor_section(results)
     kd = results.get("kd_closed_form")
