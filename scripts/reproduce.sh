@@ -8,6 +8,8 @@
 #   4. Tables 6, 5 and 4 under paper_code,
 #   5. the same under protocol=paper_text (the paper's text: BCE of Eq. 2, clean splits): Table 2 over seeds,
 #      then the tables with the cheapest cells first (6, 5, 3, 4), its ablation (softmax CE) and equal budget last.
+#   6. the 19 table sizes over seeds 1-5 under paper_code (sweeps/pareto_tables.yaml: the Pareto fronts'
+#      seed error bars; the 100-size grid, sweeps/pareto.yaml, is a GPU's job).
 # Every step is `make sweep`: finished runs are skipped, so a relaunch resumes where a crash stopped.
 # Run it from a clone pinned at a commit, against the project's store, so that edits cannot break it:
 #   git clone . /tmp/sweeper && cd /tmp/sweeper && make install &&
@@ -25,7 +27,8 @@ JOBS=${JOBS:-2}
 STEPS=${STEPS:-"paper_code:table2 paper_code:table3 paper_code:table2_seeds paper_code:equal_budget
 paper_code,bce:table2_seeds paper_code:table6 paper_code:table5 paper_code:table4
 paper_text:table2_seeds paper_text:table2 paper_text:table6 paper_text:table5 paper_text:table3
-paper_text:table4 paper_text,softmax_ce:table2_seeds paper_text:equal_budget"}
+paper_text:table4 paper_text,softmax_ce:table2_seeds paper_text:equal_budget
+paper_code:pareto_tables"}
 for step in $STEPS; do
     what=${step%%:*}; sweep=${step#*:}
     protocol=${what%%,*}; loss=""
