@@ -22,7 +22,7 @@ import pandas as pd
 from ..paths import RECORD_DIR
 from .common import DEFAULT_EXPERIMENTS, fmt_metric
 from .paper import CALIBRATIONS
-from .runs import CALIBRATION_KEYS as KEYS, load_runs
+from .runs import CALIBRATION_KEYS as KEYS, load_runs, model_names
 
 SPLITS = ("valid", "test")
 #: Table 3's calibration settings (calibration, α as printed) in the paper's order
@@ -70,6 +70,7 @@ def collect(uri: str | None, experiments: Sequence[str], do_backfill: bool = Tru
     if runs.empty:
         return pd.DataFrame()
     runs = runs[(runs["noise"].abs() < 1e-9) & (runs["seed"] == 1)]
+    runs = runs.assign(model=model_names(runs))  # scaled_distmult's variants are rows of their own
     settings = _settings(runs)
     runs, settings = runs[settings.isin(list(ORDER))], settings[settings.isin(list(ORDER))]
     store = tracker = None

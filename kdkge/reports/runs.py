@@ -218,6 +218,13 @@ def at_paper_settings(runs: pd.DataFrame, *, any_seed: bool = True) -> pd.DataFr
     return runs[ok]
 
 
+def model_names(runs: pd.DataFrame) -> pd.Series:
+    """The model of each run, with scaled_distmult's variant: ``scaled_distmult (abs)``.  Reports that
+    group runs by model use it, so that runs of different variants never count as seeds of one cell."""
+    variant = runs["variant"].fillna("").astype(str)
+    return runs["model"].astype(str).where(variant == "", runs["model"].astype(str) + " (" + variant + ")")
+
+
 def per_seed(runs: pd.DataFrame) -> pd.DataFrame:
     """One run per seed, the newest (``runs`` hold one configuration apart from the seed)."""
     return runs.sort_values("start_time", ascending=False, kind="stable").drop_duplicates("seed")

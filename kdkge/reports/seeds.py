@@ -38,7 +38,7 @@ from ..schema import metric_key
 from .common import PAPER_TEXT, Variant, fmt_metric, fmt_p, fmt_pm, fmt_signed
 from .guard import apply
 from .paper import DATASET_LABELS, DATASETS, MODEL_LABELS, MODELS, paper_dims
-from .runs import RunPool, at_paper_settings, load_runs, per_seed
+from .runs import RunPool, at_paper_settings, load_runs, model_names, per_seed
 from .stats import SIGN_FLOOR_NOTE, bootstrap_ci, compare_paired
 
 CELL = ["protocol", "loss", "dataset", "model", "dim", "calibration", "alpha", "noise_ratio", "epochs", "strategy"]
@@ -59,7 +59,7 @@ def runs_frame(tracking_uri: str | None, experiments: Sequence[str], record: str
     runs = runs[runs["seed"].notna()]
     out = pd.DataFrame({
         "protocol": runs["protocol"], "loss": runs["loss"],
-        "dataset": runs["dataset"], "model": runs["model"], "dim": runs["dim"].astype(int),
+        "dataset": runs["dataset"], "model": model_names(runs), "dim": runs["dim"].astype(int),
         "calibration": runs["calibration"],
         "alpha": runs["alpha"].map(lambda a: "" if a != a else f"{a:g}"),
         "noise_ratio": runs["noise"].map(lambda v: f"{v:g}" if v else "0.0"),

@@ -88,3 +88,22 @@ def test_table2_seeds_sweep_has_30_runs_in_6_stacked_jobs(tmp_path):
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "30 runs: 30 to train in 6 jobs (6 of them stacked, holding 30 runs)" in out.stdout
+
+
+def test_scaled_distmult_variants_are_cells_of_their_own(tmp_path):
+    """Runs of scaled_distmult's variants share model, size and seed; they must never count as seeds of one
+    cell (the newest variant would hide the others), here and in results/calibration.md (same helper)."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tracker = MlflowTracker(uri, experiment="kdkge-umls")
+    tags = {"dataset": "umls", "model": "scaled_distmult", "dim": "256", "calibration": "none", "alpha": "",
+            "noise_ratio": "0.0", "epochs": "1000", "strategy": "1vsall"}
+    for variant, mrr in (("dot", 0.30), ("abs", 0.80)):
+        for seed in (1, 2):
+            with tracker.run(f"scaled-{variant}-s{seed}", tags=tags | {"seed": str(seed)},
+                             params={"model": {"name": "scaled_distmult", "options": {"variant": variant}}}):
+                tracker.log_metrics({"test_mrr": mrr + seed / 100, "test_hits_1": mrr, "test_hits_3": mrr, "test_hits_10": mrr})
+    summary = summarise(runs_frame(uri, ["kdkge-umls"])).set_index("model")
+    assert sorted(summary.index) == ["scaled_distmult (abs)", "scaled_distmult (dot)"]
+    assert summary.loc["scaled_distmult (dot)", "n"] == 2
+    assert summary.loc["scaled_distmult (dot)", "test_mrr_mean"] == pytest.approx(0.315)
+    assert summary.loc["scaled_distmult (abs)", "test_mrr_mean"] == pytest.approx(0.815)
