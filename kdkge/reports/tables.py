@@ -372,7 +372,7 @@ def _float(v) -> float | None:
 
 def size_choices(runs: pd.DataFrame, paper: pd.DataFrame, table: int, test_split: str = "test") -> list[SizeChoice]:
     """Per dataset and model, over every size with a clean, uncalibrated run at the paper's settings
-    (the Table 2/3 sizes and the Table 5/6 sweep): the d of the best validation MRR and the d of
+    (the Table 2/3 sizes, the Table 5/6 sweep and the equal-budget sizes): the d of the best validation MRR and the d of
     the best test MRR (the paper's way, selecting on test), beside the paper's d. Ties: fewer
     parameters. ``test_split``: ``test`` or ``paper_test``."""
     out = []
