@@ -111,26 +111,29 @@ def test_render_writes_the_table_and_a_plot_per_dataset_and_protocol(pool):
     assert set(pareto.render({v: empty for v in pools}).values()) == {None}
 
 
-@pytest.mark.slow
-def test_the_pareto_sweep_plans_3000_runs_in_600_stacked_jobs(tmp_path):
+def dry_run(sweep: str, tmp_path) -> str:
+    """The plan that ``python train.py -m +sweep=<sweep>`` prints on an empty store (nothing trains)."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
-    out = subprocess.run([sys.executable, "train.py", "-m", "+sweep=pareto", "hydra.sweeper.dry_run=true"],
+    out = subprocess.run([sys.executable, "train.py", "-m", f"+sweep={sweep}", "hydra.sweeper.dry_run=true"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "3000 runs: 3000 to train in 600 jobs (600 of them stacked, holding 3000 runs)" in out.stdout
+    return out.stdout
+
+
+@pytest.mark.slow
+def test_the_pareto_sweep_plans_3000_runs_in_600_stacked_jobs(tmp_path):
+    plan = dry_run("pareto", tmp_path)
+    assert "3000 runs: 3000 to train in 600 jobs (600 of them stacked, holding 3000 runs)" in plan
     for name in ("distmult-umls-d1 ", "kd_rel_distmult-kinship-d10000-s5", "kd_distmult-umls-d289-s3"):
-        assert name in out.stdout
+        assert name in plan
 
 
 def test_the_pareto_tables_sweep_plans_the_19_table_sizes_over_5_seeds(tmp_path):
     """sweeps/pareto_tables.yaml: 3 models × 2 datasets × d = 4 … 400 (19 squares) × seeds 1–5, clean,
     no calibration; on an empty store every configuration's 5 seeds are one stacked job."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
-    out = subprocess.run([sys.executable, "train.py", "-m", "+sweep=pareto_tables", "hydra.sweeper.dry_run=true"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "570 runs: 570 to train in 114 jobs (114 of them stacked, holding 570 runs)" in out.stdout
+    plan = dry_run("pareto_tables", tmp_path)
+    assert "570 runs: 570 to train in 114 jobs (114 of them stacked, holding 570 runs)" in plan
     for name in ("distmult-umls-d4 ", "kd_rel_distmult-kinship-d400-s5", "kd_distmult-umls-d100-s3"):
-        assert name in out.stdout
-    assert "d441" not in out.stdout and "-d1 " not in out.stdout  # the table sizes only: 2² … 20²
-    assert "noise_ratio=0.0" in out.stdout and "noise_ratio=0.1" not in out.stdout
+        assert name in plan
+    assert "d441" not in plan and "-d1 " not in plan  # the table sizes only: 2² … 20²
+    assert "noise_ratio=0.0" in plan and "noise_ratio=0.1" not in plan
